@@ -1,0 +1,43 @@
+# kdbench — `make bench` runs the full default benchmark, `make test` runs the tests.
+# Both create the virtual environment first when needed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.kdbench-installed
+
+.PHONY: install bench smoke test test-all perf doctor clean
+
+install: $(STAMP)
+
+# Idempotent: reruns only when pyproject.toml changes or the venv is missing.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# The torchattacks wheel carries a stale copy of robustbench/ that may overwrite the real
+	@# one depending on install order: put robustbench's own files back, last.
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall \
+		"robustbench==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("robustbench"))')"
+	$(BIN)/kdbench doctor
+	touch $(STAMP)
+
+bench: install
+	$(BIN)/kdbench run
+
+smoke: install
+	$(BIN)/kdbench run --smoke
+
+test: install
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: install
+	$(BIN)/python -m pytest
+
+perf: install
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only -p no:randomly
+
+doctor: install
+	$(BIN)/kdbench doctor
+
+clean:
+	rm -rf $(VENV) .kdbench .pytest_cache .benchmarks

@@ -1,0 +1,237 @@
+"""The `kdbench` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from bench.errors import KdbenchError, UsageError
+from bench.progress import make_console
+from bench.protocols import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="kdbench: a robustness benchmark for knowledge-distillation methods.")
+out = make_console()
+err = make_console(stderr=True)
+
+DEFAULT_RESULTS = Path("results")
+SMOKE_RESULTS = Path(".kdbench/smoke-results")
+DEFAULT_CACHE = Path(os.environ.get("KDBENCH_CACHE_DIR", ".kdbench/cache"))
+
+
+def _csv(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise UsageError("expected a comma-separated list, got an empty one")
+    return items
+
+
+def _seeds(value: str | None) -> list[int] | None:
+    items = _csv(value)
+    if items is None:
+        return None
+    try:
+        seeds = [int(s) for s in items]
+    except ValueError:
+        raise UsageError(f"--seeds takes non-negative integers like 0,1,2, not {value!r}") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds must be distinct non-negative integers, not {value!r}")
+    return seeds
+
+
+def _device(value: str) -> str:
+    import torch
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: CUDA is not available on this machine; use --device cpu")
+    if value not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be cpu, cuda or auto, not {value!r}")
+    return value
+
+
+@app.command()
+def run(
+    protocol: Annotated[str, typer.Option(help="Protocol to run (see `kdbench protocols`).")] = DEFAULT_PROTOCOL,
+    methods: Annotated[Optional[str], typer.Option(help="Comma-separated methods; default: teacher row and every registered method.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds; default: the protocol's.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, or auto (cuda when present).")] = "auto",
+    results_dir: Annotated[Optional[Path], typer.Option(help="Where records go [default: results, or .kdbench/smoke-results with --smoke].")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Where the trained teacher is cached.")] = DEFAULT_CACHE,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset directory, for protocols whose data lives on disk.")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="1 epoch, 200 test images: 'does my method run?'. Records are never leaderboard results.")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads for training [default: torch's].")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI, logs).")] = False,
+) -> None:
+    """Train the teacher once, distil every method into the student, evaluate, write records."""
+    import torch
+
+    from bench import runner, summary
+    from bench.progress import Reporter
+
+    p = get_protocol(protocol)
+    if smoke:
+        p = p.for_smoke()
+    chosen_seeds = _seeds(seeds) or list(p.seeds)
+    if threads is not None:
+        if threads < 1:
+            raise UsageError("--threads must be at least 1")
+        torch.set_num_threads(threads)
+    dev = _device(device)
+    if dev == "cpu":
+        torch.use_deterministic_algorithms(True)
+    cfg = runner.RunConfig(
+        protocol=p, methods=tuple(_csv(methods) or runner.available_methods()),
+        seeds=tuple(chosen_seeds), device=dev,
+        results_dir=results_dir or (SMOKE_RESULTS if smoke else DEFAULT_RESULTS),
+        cache_dir=cache_dir, data_dir=data_dir)
+    reporter = Reporter(quiet=quiet)
+    reporter.log(f"kdbench run: protocol {p.name} ({p.hash}{', smoke' if smoke else ''}), "
+                 f"seeds {list(cfg.seeds)}, device {dev}, records -> {cfg.results_dir}")
+    try:
+        outcomes = runner.run(cfg, reporter)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: records written so far are complete; rerun the same "
+                  "command to run the jobs again")
+        raise typer.Exit(130) from None
+    done = [o.record for o in outcomes if o.record is not None]
+    if done:
+        out.print(summary.table(done, title=f"{p.name} ({p.hash})"))
+    failed = [o for o in outcomes if o.error]
+    if failed:
+        err.print(f"[red]{len(failed)} job(s) failed[/]:")
+        for o in failed:
+            err.print(f"  - {o.error}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def protocols() -> None:
+    """List the registered protocols."""
+    t = Table(title="protocols")
+    for col in ("name", "hash", "dataset", "teacher", "student", "epochs T/S", "seeds", "eps",
+                "description"):
+        t.add_column(col)
+    from bench.models import build_model, count_params
+    for name in sorted(PROTOCOLS):
+        p = PROTOCOLS[name]()
+        t.add_row(name + (" (default)" if name == DEFAULT_PROTOCOL else ""), p.hash, p.dataset,
+                  f"{p.teacher_arch} ({count_params(build_model(p.teacher_arch, p)):,})",
+                  f"{p.student_arch} ({count_params(build_model(p.student_arch, p)):,})",
+                  f"{p.teacher_recipe.epochs}/{p.student_recipe.epochs}",
+                  ",".join(map(str, p.seeds)), p.eval.eps_label, p.description)
+    out.print(t)
+
+
+@app.command("methods")
+def list_methods() -> None:
+    """List the registered methods (and any that failed to load)."""
+    import methods as registry
+    from bench.runner import TEACHER
+    specs, errors = registry.discover()
+    t = Table(title="methods")
+    for col in ("name", "family", "hyper-parameters", "description", "source"):
+        t.add_column(col)
+    t.add_row(TEACHER, "reference", "", "The protocol's teacher itself (trained once, cached)",
+              "bench/models.py")
+    from bench.provenance import relative_to_repo
+    for name in sorted(specs):
+        cls = specs[name].cls
+        hp = ", ".join(f"{k}={v}" for k, v in cls.Hparams().model_dump().items())
+        t.add_row(name, cls.family, hp, cls.description, relative_to_repo(cls.source_file()))
+    out.print(t)
+    for e in errors:
+        err.print(f"[red]could not load[/] {e.source}: {e.problem}", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Record files or directories [default: results].")] = None,
+    allow_smoke: Annotated[bool, typer.Option("--allow-smoke", help="Accept --smoke records.")] = False,
+) -> None:
+    """Check result records: schema, ranges, protocol and hash, file layout."""
+    from bench.records import find_records
+    from bench.validate import check_record
+    files = find_records(paths or [DEFAULT_RESULTS])
+    if not files:
+        raise UsageError(f"no records (seed-*.json) under {', '.join(map(str, paths or [DEFAULT_RESULTS]))}")
+    bad = 0
+    for f in files:
+        _, problems = check_record(f, allow_smoke=allow_smoke)
+        for msg in problems:
+            err.print(f"[red]invalid[/] {msg}", highlight=False)
+        bad += bool(problems)
+    out.print(f"{len(files) - bad} valid, {bad} invalid record(s)")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Record files or directories [default: results].")] = None,
+) -> None:
+    """Print the summary table (mean ± std over seeds) of existing records."""
+    from bench import summary
+    from bench.records import find_records, read_record
+    records = [read_record(f) for f in find_records(paths or [DEFAULT_RESULTS])]
+    if not records:
+        raise UsageError("no records found; run `kdbench run` first")
+    out.print(summary.table(records))
+
+
+@app.command()
+def doctor() -> None:
+    """Check the installation: torch, torchattacks, robustbench's files and import, data, CUDA."""
+    import importlib.metadata as md
+
+    import torch
+
+    from bench import robustbench_compat as rbc
+    problems = []
+    out.print(f"torch {torch.__version__}, CUDA {'available: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'not available (CPU only)'}")
+    for dist in ("torchattacks", "robustbench", "pyautoattack", "mlxtend", "streamlit"):
+        try:
+            out.print(f"{dist} {md.version(dist)}")
+        except md.PackageNotFoundError:
+            problems.append(f"{dist} is not installed; run `make install`")
+    try:
+        rbc.import_robustbench()
+        from robustbench.data import load_cifar10c  # noqa: F401
+        from robustbench.eval import benchmark  # noqa: F401
+        out.print("robustbench: files match its RECORD; imports with the autoattack alias")
+    except KdbenchError as e:
+        problems.append(str(e))
+    try:
+        from bench.data import load_split
+        split = load_split(get_protocol(DEFAULT_PROTOCOL))
+        out.print(f"{DEFAULT_PROTOCOL} data: {len(split.x_train)} train / {len(split.x_test)} test "
+                  f"images (fingerprint {split.fingerprint})")
+    except KdbenchError as e:
+        problems.append(str(e))
+    for p in problems:
+        err.print(f"[red]problem:[/] {p}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print("[green]all good[/]")
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line and exit 2, never a traceback."""
+    try:
+        app()  # standalone mode: click handles its own usage errors and calls sys.exit
+    except KdbenchError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

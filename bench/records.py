@@ -1,0 +1,215 @@
+"""Result records: one JSON file per (protocol, method, seed), schema-versioned and validated.
+
+Layout: `<results-dir>/<protocol>/<method>/seed-<n>.json`. Field names follow RobustBench's
+model_info where the meaning matches (`clean_acc`, `corruptions_acc`, `eps` as a string).
+Accuracies are percentages. Files are written atomically: a reader never sees half a record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
+                      PositiveFloat, PositiveInt, ValidationError, model_validator)
+
+from bench.errors import RecordError
+
+SCHEMA_VERSION = 1
+Pct = Annotated[float, Field(ge=0.0, le=100.0)]
+Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timing(Strict):
+    batch: PositiveInt
+    median_ms: PositiveFloat
+    p90_ms: PositiveFloat
+    throughput_ips: PositiveFloat  # examples per second at this batch size
+    samples: PositiveInt
+    iqr_over_median: NonNegativeFloat
+
+
+class DeviceTimings(Strict):
+    device_name: str
+    threads: PositiveInt
+    timings: list[Timing] = Field(min_length=1)
+
+
+class Efficiency(Strict):
+    params: PositiveInt
+    size_bytes: PositiveInt  # torch.save(state_dict) size
+    flops: NonNegativeInt  # per example, forward pass, 2 per multiply-add
+    cpu: DeviceTimings
+    gpu: DeviceTimings | None
+    gpu_absent_reason: str | None
+
+    @model_validator(mode="after")
+    def _gpu_or_reason(self):
+        if (self.gpu is None) == (self.gpu_absent_reason is None):
+            raise ValueError("give GPU timings or the reason they are absent, not both or neither")
+        return self
+
+
+class FGSMSettings(Strict):
+    library: str
+    steps: Literal[1]
+    step_size: PositiveFloat
+
+
+class PGDSettings(Strict):
+    library: str
+    steps: PositiveInt
+    step_size: PositiveFloat
+    random_start: bool
+    restarts: PositiveInt
+
+
+class AttackSettings(Strict):
+    norm: Literal["Linf"]
+    eps: str
+    fgsm: FGSMSettings
+    pgd: PGDSettings
+
+
+class Metrics(Strict):
+    clean_acc: Pct
+    fgsm_acc: Pct
+    pgd_acc: Pct
+    robust_acc: Pct  # per-example worst case over clean and every attack run
+    corruptions_acc: Pct  # mean over corruptions x severities
+    corruptions: dict[str, list[Pct]]  # accuracy per severity, severity 1 first
+    attacks: AttackSettings
+    efficiency: Efficiency
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        worst = min(self.clean_acc, self.fgsm_acc, self.pgd_acc)
+        if self.robust_acc > worst + 1e-6:
+            raise ValueError(f"robust_acc {self.robust_acc} exceeds the lowest of clean/FGSM/PGD "
+                             f"accuracy {worst}: it is a per-example worst case")
+        values = [a for accs in self.corruptions.values() for a in accs]
+        if values and abs(sum(values) / len(values) - self.corruptions_acc) > 1e-3:
+            raise ValueError(f"corruptions_acc {self.corruptions_acc} is not the mean of the "
+                             f"per-corruption accuracies ({sum(values) / len(values):.4f})")
+        return self
+
+
+class Training(Strict):
+    epochs: PositiveInt
+    steps: PositiveInt
+    final_epoch_loss: float
+    wall_s: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _finite(self):
+        if not math.isfinite(self.final_epoch_loss):
+            raise ValueError("final_epoch_loss is not finite")
+        return self
+
+
+class Provenance(Strict):
+    kdbench: str
+    python: str
+    torch: str
+    torchvision: str
+    torchattacks: str
+    numpy: str
+    platform: str
+    device: str  # where training and evaluation ran: "cpu", "cuda"
+    cpu: str
+    gpu: str | None
+    threads: PositiveInt  # torch intra-op threads during training
+    data_fingerprint: str
+    git_commit: str | None
+    started_at: datetime
+    finished_at: datetime
+
+
+class Record(Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    protocol: str
+    protocol_hash: Sha
+    smoke: bool
+    method: str
+    family: str
+    hparams: dict[str, Any]
+    method_source: str  # path of the method's file, relative to the repository
+    method_source_sha256: Sha
+    seed: NonNegativeInt
+    metrics: Metrics
+    training: Training
+    eval_wall_s: NonNegativeFloat
+    provenance: Provenance
+
+
+def record_path(results_dir: Path, protocol: str, method: str, seed: int) -> Path:
+    return Path(results_dir) / protocol / method / f"seed-{seed}.json"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the whole new one."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise RecordError(f"cannot write to {path.parent}: {e.strerror}; choose another "
+                          "--results-dir or fix its permissions") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise RecordError(f"could not write {path}: {e.strerror}; nothing was written") from None
+
+
+def write_record(record: Record, results_dir: Path) -> Path:
+    path = record_path(results_dir, record.protocol, record.method, record.seed)
+    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_record(path: Path) -> Record:
+    """Parse and schema-check one record; RecordError names the file and the first problems."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise RecordError(f"{path}: cannot read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}") from None
+    if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
+        raise RecordError(f"{path}: schema_version {data.get('schema_version')!r} is not "
+                          f"supported (this kdbench reads version {SCHEMA_VERSION})")
+    try:
+        return Record.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(record)'}: {err['msg']}"
+                             for err in e.errors()[:5])
+        more = f" (and {e.error_count() - 5} more)" if e.error_count() > 5 else ""
+        raise RecordError(f"{path}: {problems}{more}") from None
+
+
+def find_records(paths: list[Path]) -> list[Path]:
+    """Record files under the given files and directories, sorted."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(p.rglob("seed-*.json")))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise RecordError(f"{p}: no such file or directory")
+    return found

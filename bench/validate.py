@@ -1,0 +1,37 @@
+"""Checks a record must pass before anyone reads its numbers (beyond its JSON schema)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import RecordError
+from bench.protocols import PROTOCOLS
+from bench.records import Record, read_record
+
+
+def check_record(path: Path, allow_smoke: bool = False) -> tuple[Record | None, list[str]]:
+    """The parsed record (None if unreadable) and every problem found, each one sentence."""
+    try:
+        rec = read_record(path)
+    except RecordError as e:
+        return None, [str(e)]
+    problems = []
+    expected = (rec.protocol, rec.method, f"seed-{rec.seed}.json")
+    if tuple(Path(path).parts[-3:]) != expected:
+        problems.append(f"{path}: a record of {rec.protocol}/{rec.method} seed {rec.seed} must "
+                        f"live at <results-dir>/{'/'.join(expected)}")
+    if rec.protocol not in PROTOCOLS:
+        problems.append(f"{path}: unknown protocol {rec.protocol!r} (registered: "
+                        f"{', '.join(sorted(PROTOCOLS))})")
+    else:
+        registered = PROTOCOLS[rec.protocol]()
+        if rec.smoke:
+            registered = registered.for_smoke()
+            if not allow_smoke:
+                problems.append(f"{path}: a --smoke record is never a leaderboard result; rerun "
+                                "without --smoke")
+        if rec.protocol_hash != registered.hash:
+            problems.append(f"{path}: protocol_hash {rec.protocol_hash} does not match the "
+                            f"registered {rec.protocol!r} protocol ({registered.hash}); the record "
+                            "was made under another protocol definition and must be rerun")
+    return rec, problems

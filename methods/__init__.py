@@ -1,0 +1,71 @@
+"""Distillation methods: one module per method, each registered with `@register_method`.
+
+`discover()` imports every module of this package and every entry point of the group
+`kdbench.methods` (so a method can live in its author's own package). A module that fails to
+import does not hide the others: its error is returned, naming the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import pkgutil
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from methods.api import Method, MethodSpec, register_method, registry
+
+ENTRY_POINT_GROUP = "kdbench.methods"
+_NOT_METHODS = {"api"}
+
+
+@dataclass(frozen=True)
+class LoadError:
+    module: str  # module or entry-point name; by convention the method's name
+    source: str  # file or entry point that failed
+    problem: str
+
+
+_errors: list[LoadError] | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (line {last[0].lineno} of {Path(last[0].filename).name})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def discover() -> tuple[dict[str, MethodSpec], list[LoadError]]:
+    """Import built-in and entry-point methods once; later calls return the same answer."""
+    global _errors
+    if _errors is not None:
+        return registry(), _errors
+    errors: list[LoadError] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name in _NOT_METHODS or info.name.startswith("_"):
+            continue
+        path = Path(__path__[0]) / f"{info.name}.py"
+        try:
+            importlib.import_module(f"{__name__}.{info.name}")
+        except Exception as e:  # a broken plugin must not take the others down
+            errors.append(LoadError(info.name, str(path), _describe(e)))
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()  # a module (registers on import) or a Method subclass
+            if isinstance(obj, type) and issubclass(obj, Method) and obj.name not in registry():
+                obj.__kdbench_origin__ = f"entry point {ep.value}"
+                register_method(obj)
+        except Exception as e:
+            errors.append(LoadError(ep.name, f"entry point {ep.name} = {ep.value}", _describe(e)))
+    _errors = errors
+    return registry(), errors
+
+
+def reset_discovery() -> None:
+    """Forget what discover() found (tests that add methods at run time use this)."""
+    global _errors
+    _errors = None
+
+
+__all__ = ["ENTRY_POINT_GROUP", "LoadError", "discover", "reset_discovery"]

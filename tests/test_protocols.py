@@ -1,0 +1,70 @@
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from bench.errors import UsageError
+from bench.protocols import PROTOCOLS, EvalSuite, Protocol, TrainRecipe, get_protocol
+
+
+def test_registry_lists_the_default_protocol():
+    assert "mnist5k" in PROTOCOLS
+    assert get_protocol("mnist5k").name == "mnist5k"
+
+
+def test_unknown_protocol_names_the_available_ones():
+    with pytest.raises(UsageError, match="unknown protocol 'nope'.*mnist5k"):
+        get_protocol("nope")
+
+
+def test_hash_is_stable_across_processes(protocol):
+    code = "from bench.protocols import get_protocol; print(get_protocol('mnist5k').hash)"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == protocol.hash
+    assert get_protocol("mnist5k").hash == protocol.hash
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, tuple):
+        return value[:-1] if len(value) > 1 else value + value
+    raise TypeError(type(value))
+
+
+def _leaf_changes(obj, prefix=""):
+    """Every protocol with exactly one leaf field changed, with the field's path."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, (TrainRecipe, EvalSuite)):
+            for path, changed in _leaf_changes(value, f"{prefix}{f.name}."):
+                yield path, dataclasses.replace(obj, **{f.name: changed})
+        else:
+            yield prefix + f.name, dataclasses.replace(obj, **{f.name: _changed(value)})
+
+
+def test_hash_changes_when_any_field_changes(protocol):
+    changes = list(_leaf_changes(protocol))
+    assert len(changes) > 30  # every leaf of the protocol, recipes and eval suite included
+    hashes = {path: p.hash for path, p in changes}
+    same = [path for path, h in hashes.items() if h == protocol.hash]
+    assert not same, f"hash ignores {same}"
+    assert len(set(hashes.values())) == len(hashes)
+
+
+def test_smoke_protocol_is_a_different_protocol(protocol):
+    smoke = protocol.for_smoke()
+    assert smoke.smoke and not protocol.smoke
+    assert smoke.hash != protocol.hash
+    assert smoke.student_recipe.epochs == 1 and smoke.n_test <= 200
+
+
+def test_protocols_are_frozen(protocol):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        protocol.n_test = 5
+    assert isinstance(protocol, Protocol)
