@@ -80,22 +80,48 @@ class AttackSettings(Strict):
     pgd: PGDSettings
 
 
+class EpsPoint(Strict):
+    eps: str  # as people write it: "0.1", "8/255"
+    acc: Pct  # PGD accuracy at this radius
+
+
+class SanityCheck(Strict):
+    """One gradient-masking check (Carlini et al. 2019; Athalye et al. 2018)."""
+
+    name: str
+    passed: bool
+    detail: str  # the numbers compared, in words
+
+
 class Metrics(Strict):
+    """Optional fields are None when not measured (e.g. AutoAttack without --full), never 0."""
+
     clean_acc: Pct
     fgsm_acc: Pct
     pgd_acc: Pct
+    autoattack_acc: Pct | None = None
     robust_acc: Pct  # per-example worst case over clean and every attack run
+    eps_curve: list[EpsPoint] | None = None
     corruptions_acc: Pct  # mean over corruptions x severities
     corruptions: dict[str, list[Pct]]  # accuracy per severity, severity 1 first
     attacks: AttackSettings
+    sanity_checks: list[SanityCheck] | None = None
+    unreliable: bool | None = None  # True when any sanity check failed; None: not checked
+    unreliable_reasons: list[str] = []
     efficiency: Efficiency
 
     @model_validator(mode="after")
     def _consistent(self):
-        worst = min(self.clean_acc, self.fgsm_acc, self.pgd_acc)
+        accs = [self.clean_acc, self.fgsm_acc, self.pgd_acc]
+        worst = min(accs + ([self.autoattack_acc] if self.autoattack_acc is not None else []))
         if self.robust_acc > worst + 1e-6:
-            raise ValueError(f"robust_acc {self.robust_acc} exceeds the lowest of clean/FGSM/PGD "
-                             f"accuracy {worst}: it is a per-example worst case")
+            raise ValueError(f"robust_acc {self.robust_acc} exceeds the lowest attack accuracy "
+                             f"{worst}: it is a per-example worst case")
+        if self.sanity_checks is not None:
+            failed = [c.name for c in self.sanity_checks if not c.passed]
+            if self.unreliable != bool(failed):
+                raise ValueError(f"unreliable={self.unreliable} contradicts the sanity checks "
+                                 f"(failed: {failed or 'none'})")
         values = [a for accs in self.corruptions.values() for a in accs]
         if values and abs(sum(values) / len(values) - self.corruptions_acc) > 1e-3:
             raise ValueError(f"corruptions_acc {self.corruptions_acc} is not the mean of the "
