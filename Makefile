@@ -34,7 +34,7 @@ test-all: install
 	$(BIN)/python -m pytest
 
 perf: install
-	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only -p no:randomly
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only -s
 
 doctor: install
 	$(BIN)/kdbench doctor

@@ -188,6 +188,22 @@ def show(
     out.print(summary.table(records))
 
 
+@app.command("new-method")
+def new_method(
+    name: Annotated[str, typer.Argument(help="The method's name: lowercase, digits, underscores.")],
+    root: Annotated[Path, typer.Option(help="Repository root holding methods/ and tests/.")] = Path("."),
+) -> None:
+    """Write methods/NAME.py (a working, commented template) and a test for it."""
+    import methods as registry
+    from bench.scaffold import write_method
+    specs, errors = registry.discover()
+    files = write_method(name, root, set(specs) | {e.module for e in errors})
+    for f in files:
+        out.print(f"wrote {f}")
+    out.print(f"next: edit {files[0]}, then `kdbench run --smoke --methods {name}` and "
+              f"`python -m pytest {files[1]}` (docs/adding-a-method.md)")
+
+
 @app.command()
 def doctor() -> None:
     """Check the installation: torch, torchattacks, robustbench's files and import, data, CUDA."""

@@ -112,7 +112,7 @@ def build_method(spec_cls: type[Method], hparams, protocol: Protocol, student: n
     return spec_cls(hparams, ctx)
 
 
-def _check_loss(method: Method, loss: object, epoch: int, step: int) -> torch.Tensor:
+def check_loss(method: Method, loss: object, epoch: int, step: int) -> torch.Tensor:
     where = f"at epoch {epoch + 1}, step {step + 1}"
     if not isinstance(loss, torch.Tensor):
         raise MethodError(method.name, str(method.source_file()),
@@ -161,8 +161,8 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
                 for i, batch in enumerate(train_batches(x, y, recipe.batch_size, gen)):
                     teacher = (teacher_outputs.lookup(batch.index, taps)
                                if method.uses_teacher else None)
-                    batch = _perturbed(method, batch, model, teacher)
-                    loss = _check_loss(method, method.loss(Step(batch, teacher, tapped, epoch,
+                    batch = apply_perturb(method, batch, model, teacher)
+                    loss = check_loss(method, method.loss(Step(batch, teacher, tapped, epoch,
                                                                 recipe.epochs)), epoch, i)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -180,7 +180,7 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
                       time.perf_counter() - start)
 
 
-def _perturbed(method: Method, batch: Batch, model: nn.Module, teacher: Outputs | None) -> Batch:
+def apply_perturb(method: Method, batch: Batch, model: nn.Module, teacher: Outputs | None) -> Batch:
     if not method.has_perturb():
         return batch
     model.eval()  # batch-norm statistics are not updated by attack steps (as in TRADES, RSLAD)

@@ -9,17 +9,19 @@ def test_smoke_run_writes_a_valid_record_per_job(smoke_run):
     assert proc.returncode == 0, proc.stderr
     results = root / "results" / "mnist5k"
     files = sorted(p.relative_to(results).as_posix() for p in results.rglob("*.json"))
-    assert files == ["baseline/seed-0.json", "teacher/seed-0.json", "vanilla/seed-0.json"]
+    expected = ["adversarial", "ard", "baseline", "defensive", "hierarchical", "pgd_at",
+                "pointwise", "teacher", "vanilla"]
+    assert files == [f"{m}/seed-0.json" for m in expected]
     check = kdbench("validate", "--allow-smoke", str(root / "results"))
     assert check.returncode == 0, check.stderr
-    for name in ("teacher", "baseline", "vanilla"):
+    for name in expected:
         rec = read_record(results / name / "seed-0.json")
         assert rec.smoke and rec.training.epochs == 1
         assert rec.metrics.efficiency.gpu is None and rec.metrics.efficiency.gpu_absent_reason
         assert rec.provenance.torch.startswith("2.14")
     assert read_record(results / "vanilla" / "seed-0.json").hparams == {"T": 4.0, "alpha": 0.9}
     # summary table on stdout, one row per method
-    for name in ("teacher", "baseline", "vanilla"):
+    for name in expected:
         assert name in proc.stdout
 
 
