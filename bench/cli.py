@@ -67,34 +67,36 @@ def run(
     cache_dir: Annotated[Path, typer.Option(help="Where the trained teacher is cached.")] = DEFAULT_CACHE,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset directory, for protocols whose data lives on disk.")] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="1 epoch, 200 test images: 'does my method run?'. Records are never leaderboard results.")] = False,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads for training [default: torch's].")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Also run AutoAttack (reference implementation, standard version): slow.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Jobs run at once, in worker processes [default: one per core on CPU, 1 on GPU].")] = None,
+    threads: Annotated[int, typer.Option(help="torch threads per job; records are reproducible for the same value.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI, logs).")] = False,
 ) -> None:
     """Train the teacher once, distil every method into the student, evaluate, write records."""
     import torch
 
     from bench import runner, summary
+    from bench.executors import configure_torch, default_workers
     from bench.progress import Reporter
 
     p = get_protocol(protocol)
     if smoke:
         p = p.for_smoke()
     chosen_seeds = _seeds(seeds) or list(p.seeds)
-    if threads is not None:
-        if threads < 1:
-            raise UsageError("--threads must be at least 1")
-        torch.set_num_threads(threads)
+    if threads < 1 or (workers is not None and workers < 1):
+        raise UsageError("--threads and --workers must be at least 1")
     dev = _device(device)
-    if dev == "cpu":
-        torch.use_deterministic_algorithms(True)
     cfg = runner.RunConfig(
         protocol=p, methods=tuple(_csv(methods) or runner.available_methods()),
         seeds=tuple(chosen_seeds), device=dev,
         results_dir=results_dir or (SMOKE_RESULTS if smoke else DEFAULT_RESULTS),
-        cache_dir=cache_dir, data_dir=data_dir)
+        cache_dir=cache_dir, data_dir=data_dir, full=full,
+        workers=workers or default_workers(dev), threads=threads)
+    configure_torch(cfg)
     reporter = Reporter(quiet=quiet)
     reporter.log(f"kdbench run: protocol {p.name} ({p.hash}{', smoke' if smoke else ''}), "
-                 f"seeds {list(cfg.seeds)}, device {dev}, records -> {cfg.results_dir}")
+                 f"seeds {list(cfg.seeds)}, device {dev}, {cfg.workers} worker(s) x "
+                 f"{cfg.threads} thread(s), records -> {cfg.results_dir}")
     try:
         outcomes = runner.run(cfg, reporter)
     except KeyboardInterrupt:

@@ -1,15 +1,20 @@
 """Size and speed of a model: parameters, serialized bytes, FLOPs, CPU and GPU latency.
 
-Timing uses torch.utils.benchmark (warm-up, adaptive repetition until the spread is small). A
-device that is not present is reported as absent with the reason, never as a zero.
+`median_ms` comes from torch.utils.benchmark (warm-up, then blocks of calls repeated until the
+spread is small, with a fixed thread count). Its samples average blocks of calls, so the per-call
+percentiles `p50_ms`/`p90_ms` come from timing calls one by one: wall clock on CPU, CUDA events
+on GPU (synchronised). A device that is not present is reported as absent with the reason, never
+as a zero.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import math
 import platform
 import statistics
+import time
 
 import torch
 from torch import nn
@@ -53,11 +58,35 @@ def _time(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float
                                     max_run_time=max(10 * min_run_time, 1.0))
 
 
-def _summary(m: benchmark.Measurement, batch: int) -> dict:
-    times = sorted(m.times)
-    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
-    return {"batch": batch, "median_ms": m.median * 1e3, "p90_ms": p90 * 1e3,
-            "throughput_ips": batch / m.median, "samples": len(times),
+def per_call_ms(model: nn.Module, x: torch.Tensor, calls: int) -> list[float]:
+    """Each call timed alone: CUDA events on GPU, the wall clock on CPU."""
+    times = []
+    if x.is_cuda:
+        for _ in range(calls):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            model(x)
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+    else:
+        for _ in range(calls):
+            t0 = time.perf_counter_ns()
+            model(x)
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+    return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _summary(m: benchmark.Measurement, calls: list[float], batch: int) -> dict:
+    return {"batch": batch, "median_ms": m.median * 1e3,
+            "p50_ms": percentile(calls, 50), "p90_ms": percentile(calls, 90),
+            "throughput_ips": batch / m.median, "samples": len(m.times),
             "iqr_over_median": m.iqr / m.median if m.median else 0.0}
 
 
@@ -66,9 +95,16 @@ def latency(model: nn.Module, input_shape: tuple[int, ...], batch_sizes: tuple[i
             device: str, threads: int, min_run_time: float) -> list[dict]:
     model = copy.deepcopy(model).to(device).eval()
     out = []
+    previous_threads = torch.get_num_threads()
     for b in batch_sizes:
         x = torch.rand(b, *input_shape, device=device)
-        out.append(_summary(_time(model, x, threads, min_run_time), b))
+        m = _time(model, x, threads, min_run_time)
+        torch.set_num_threads(threads)  # the per-call timings use the same thread count
+        try:
+            calls = per_call_ms(model, x, max(20, min(1000, int(min_run_time / m.median))))
+        finally:
+            torch.set_num_threads(previous_threads)
+        out.append(_summary(m, calls, b))
     return out
 
 

@@ -44,6 +44,19 @@ class EvalSuite:
     pgd_restarts: int = 1
     corruptions: tuple[str, ...] = ("gaussian_noise",)
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    # Accuracy-vs-eps curve: PGD with `curve_steps` steps of eps/4 at each radius, on the first
+    # `curve_n` test examples.
+    eps_curve: tuple[str, ...] = ()
+    curve_steps: int = 10
+    curve_n: int = 500
+    # Gradient-masking sanity checks on the first `sanity_n` test examples (bench/sanity.py).
+    sanity_n: int = 500
+    sanity_large_eps: str = "0.5"  # accuracy must fall to chance at this radius
+    sanity_tolerance: float = 2.0  # percentage points; smaller differences count as noise
+    square_n: int = 200  # black-box Square attack (torchattacks) examples and query budget
+    square_queries: int = 300
+    # AutoAttack (reference pyautoattack, standard version) runs only under `kdbench run --full`.
+    autoattack_n: int = 1000
     eval_batch_size: int = 500
     latency_batch_sizes: tuple[int, ...] = (1, 256)  # batch 1 latency, then throughput
     cpu_threads: int = 1  # thread count for CPU timing; recorded with the numbers
@@ -91,9 +104,20 @@ class Protocol:
             seeds=self.seeds[:1],
             eval=dataclasses.replace(self.eval, pgd_steps=min(self.eval.pgd_steps, 5),
                                      eval_batch_size=200, latency_min_run_time=0.05,
-                                     latency_batch_sizes=(1, 32)),
+                                     latency_batch_sizes=(1, 32), curve_steps=3, curve_n=100,
+                                     sanity_n=100, square_n=50, square_queries=30,
+                                     autoattack_n=50),
             smoke=True,
         )
+
+
+def parse_eps(label: str) -> float:
+    """"0.1" -> 0.1, "8/255" -> 0.0313...: radii are written as people write them."""
+    num, _, den = label.partition("/")
+    try:
+        return float(num) / (float(den) if den else 1.0)
+    except ValueError:
+        raise ValueError(f"not an eps: {label!r} (write 0.1 or 8/255)") from None
 
 
 PROTOCOLS: dict[str, Callable[[], Protocol]] = {}
@@ -150,5 +174,7 @@ def mnist5k() -> Protocol:
             pgd_restarts=1,
             corruptions=("gaussian_noise",),
             severities=(1, 2, 3, 4, 5),
+            eps_curve=("0.02", "0.05", "0.1", "0.15", "0.2", "0.3"),
+            sanity_large_eps="0.5",  # half the pixel range: any image can be turned mid-grey
         ),
     )

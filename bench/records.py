@@ -31,7 +31,8 @@ class Strict(BaseModel):
 
 class Timing(Strict):
     batch: PositiveInt
-    median_ms: PositiveFloat
+    median_ms: PositiveFloat  # torch.utils.benchmark, blocks of calls
+    p50_ms: PositiveFloat  # per-call percentiles
     p90_ms: PositiveFloat
     throughput_ips: PositiveFloat  # examples per second at this batch size
     samples: PositiveInt
@@ -73,11 +74,18 @@ class PGDSettings(Strict):
     restarts: PositiveInt
 
 
+class AutoAttackSettings(Strict):
+    library: str
+    version: str
+    seed: int
+
+
 class AttackSettings(Strict):
     norm: Literal["Linf"]
     eps: str
     fgsm: FGSMSettings
     pgd: PGDSettings
+    autoattack: AutoAttackSettings | None = None  # run only under `kdbench run --full`
 
 
 class EpsPoint(Strict):
@@ -117,6 +125,8 @@ class Metrics(Strict):
         if self.robust_acc > worst + 1e-6:
             raise ValueError(f"robust_acc {self.robust_acc} exceeds the lowest attack accuracy "
                              f"{worst}: it is a per-example worst case")
+        if (self.autoattack_acc is None) != (self.attacks.autoattack is None):
+            raise ValueError("autoattack_acc and the AutoAttack settings go together")
         if self.sanity_checks is not None:
             failed = [c.name for c in self.sanity_checks if not c.passed]
             if self.unreliable != bool(failed):

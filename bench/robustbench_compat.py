@@ -4,8 +4,11 @@ Two problems with the package index's releases (robustbench 1.1.1, torchattacks 
 
 1. `import robustbench` runs `from autoattack.state import EvaluationState`. No distribution on
    the index provides a module `autoattack` with `state`; robustbench's declared dependency
-   `pyautoattack` (Croce & Hein's reference AutoAttack) installs it as `pyautoattack`. We alias
-   `autoattack` and `autoattack.state` to it in `sys.modules` before importing robustbench.
+   `pyautoattack` 0.2.0 (Croce & Hein's reference AutoAttack) installs it as `pyautoattack`, with
+   a newer API: keyword-only `batch_size` instead of `bs`, no `log_path`, and
+   `run_standard_evaluation` returning `(x_adv, y_adv)` where robustbench expects `x_adv`. We
+   register a module `autoattack` whose `AutoAttack` adapts robustbench's calls to it (seed fixed
+   at 0, so robustbench's numbers are reproducible) and whose `state` is `pyautoattack.state`.
 2. Both torchattacks wheels ship stale copies of `robustbench/` and `autoattack/`. Installed after
    robustbench, they overwrite its files (seen: `robustbench/eval.py` replaced by a commented-out
    2022 copy). `make install` reinstalls robustbench with `--no-deps --force-reinstall` last;
@@ -47,15 +50,39 @@ def corrupted_files(dist_name: str = "robustbench") -> list[str]:
     return bad
 
 
-def alias_autoattack() -> None:
-    """Point `autoattack` (and `.state`) at the reference `pyautoattack` package."""
+def _adapter_module() -> ModuleType:
     import pyautoattack
     import pyautoattack.state
-    current = sys.modules.get("autoattack")
-    if current is pyautoattack:
+
+    class AutoAttack(pyautoattack.AutoAttack):
+        """pyautoattack's AutoAttack behind the 2022 call signature robustbench 1.1.1 uses."""
+
+        def __init__(self, model, norm="Linf", eps=0.3, seed=0, verbose=False,
+                     attacks_to_run=(), version="standard", device="cuda", log_path=None):
+            super().__init__(model, norm=norm, eps=eps, seed=seed, version=version,
+                             device=device, attacks=list(attacks_to_run) or None)
+
+        def run_standard_evaluation(self, x_orig, y_orig, bs=250, return_labels=False,
+                                    state_path=None):
+            x_adv, y_adv = super().run_standard_evaluation(x_orig, y_orig, batch_size=bs,
+                                                           state_path=state_path)
+            return (x_adv, y_adv) if return_labels else x_adv
+
+    module = ModuleType("autoattack", "kdbench adapter: robustbench's AutoAttack API over pyautoattack")
+    module.AutoAttack = AutoAttack
+    module.KDBENCH_ADAPTER = True
+    module.state = pyautoattack.state
+    module.__path__ = []  # a package, so that `import autoattack.state` resolves
+    return module
+
+
+def alias_autoattack() -> None:
+    """Make `autoattack` (and `.state`) the adapter over the reference `pyautoattack`."""
+    if getattr(sys.modules.get("autoattack"), "KDBENCH_ADAPTER", False):
         return
-    sys.modules["autoattack"] = pyautoattack
-    sys.modules["autoattack.state"] = pyautoattack.state
+    module = _adapter_module()
+    sys.modules["autoattack"] = module
+    sys.modules["autoattack.state"] = module.state
 
 
 def import_robustbench() -> ModuleType:

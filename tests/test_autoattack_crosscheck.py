@@ -1,0 +1,58 @@
+"""Our clean and AutoAttack accuracy equal robustbench.eval.benchmark's on the same model and
+examples (CIFAR-10 test data the test writes in the dataset's on-disk format)."""
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from attacks.adversarial import predict
+from attacks.autoattack import autoattack_mask
+from bench.models import Normalize
+from bench.robustbench_compat import import_robustbench
+from cifar_data import images, write_cifar10
+
+N, BATCH, EPS = 20, 20, 8 / 255
+
+
+@pytest.fixture
+def cifar_dir(tmp_path, monkeypatch):
+    write_cifar10(tmp_path, n_train=50, n_test=N)
+    # torchvision checks the md5 of the real CIFAR-10 files even when not downloading; the test
+    # data has other checksums. Tests only.
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    return tmp_path
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+                          nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 10))
+    x, y = images(400, seed=7)
+    x = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(y).long()
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
+def test_clean_and_autoattack_accuracy_match_robustbench(cifar_dir):
+    import_robustbench()
+    from robustbench.data import load_cifar10
+    from robustbench.eval import benchmark
+
+    model = tiny_model()
+    rb_clean, rb_aa = benchmark(model, n_examples=N, dataset="cifar10", threat_model="Linf",
+                                data_dir=str(cifar_dir), device=torch.device("cpu"),
+                                batch_size=BATCH, eps=EPS)
+    x, y = load_cifar10(n_examples=N, data_dir=str(cifar_dir))
+    ours_clean = (predict(model, x, BATCH) == y).sum().item() / N
+    ours_aa = autoattack_mask(model, x, y, EPS, BATCH, seed=0).sum().item() / N
+    assert ours_clean == pytest.approx(rb_clean, abs=1e-9)
+    assert ours_aa == pytest.approx(rb_aa, abs=1e-9)
+    assert 0.5 < ours_clean and ours_aa < ours_clean  # the model learned, and the attack bites
