@@ -32,8 +32,8 @@ def wide_range(values: pd.Series, ratio: float = 10.0) -> bool:
     return len(v) > 1 and v.max() / v.min() > ratio
 
 
-def tradeoff(points: pd.DataFrame, x_title: str, y_title: str, log_x: bool | None = None
-             ) -> alt.LayerChart:
+def tradeoff(points: pd.DataFrame, x_title: str, y_title: str, log_x: bool | None = None,
+             si_units: bool = False) -> alt.LayerChart:
     """Accuracy against cost, one point per method, with the Pareto frontier as a staircase.
 
     A point is on the frontier when no other method is at least as cheap and as accurate.
@@ -44,7 +44,8 @@ def tradeoff(points: pd.DataFrame, x_title: str, y_title: str, log_x: bool | Non
     front = points.iloc[front_idx].sort_values("cost")
     points = points.assign(kind=points["reference"].map({True: "reference", False: "method"}),
                            on_frontier=[i in front_idx for i in range(len(points))])
-    x = alt.X("cost:Q", title=x_title, axis=alt.Axis(format="~s"),
+    # SI prefixes suit counts and bytes (33k, 1.5M), not milliseconds (they would read "150m").
+    x = alt.X("cost:Q", title=x_title, axis=alt.Axis(format="~s") if si_units else alt.Axis(),
               scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False))
     y = alt.Y("acc:Q", title=y_title, scale=alt.Scale(zero=False, nice=True))
     tooltip = [alt.Tooltip("method:N"), alt.Tooltip("family:N"),

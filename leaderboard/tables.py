@@ -15,7 +15,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from bench.summary import Stat
-from leaderboard.metrics import ACCURACIES, BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank
+from leaderboard.metrics import BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank
 
 MISSING = "—"  # shown for anything a record does not carry; never 0
 
@@ -86,7 +86,6 @@ def source_url(repo_url: str | None, source: str) -> str | None:
 
 
 # -- the leaderboard table ---------------------------------------------------------------------
-TEXT_COLUMNS = ("method", "family", "flags", "source")
 
 
 def leaderboard(rows: list[MethodRow], rank_by: str, repo_url: str | None = None
@@ -106,15 +105,15 @@ def leaderboard(rows: list[MethodRow], rank_by: str, repo_url: str | None = None
     data, text = [], []
     for r in sorted(rows, key=order):
         url = source_url(repo_url, r.source)
-        d = {"rank": ranks.get(r.method), "method": r.method, "family": r.family}
+        # badges right after the name, where a reader looks before trusting the numbers
+        d = {"rank": ranks.get(r.method), "method": r.method, "flags": r.flags,
+             "family": r.family}
         t = {"rank": str(ranks[r.method]) if r.method in ranks else MISSING,
-             "method": r.method, "family": r.family}
+             "method": r.method, "flags": r.flags, "family": r.family}
         for m in METRICS:
             d[m.key] = r.stats[m.key].mean if r.stats[m.key] is not None else None
             t[m.key] = fmt_cell(r, m.key)
-        d["seeds"] = t["seeds"] = len(r.seeds)
-        t["seeds"] = str(len(r.seeds))
-        d["flags"] = t["flags"] = r.flags
+        d["seeds"], t["seeds"] = len(r.seeds), str(len(r.seeds))
         d["source"] = url or r.source
         t["source"] = r.source
         data.append(d)
@@ -266,5 +265,3 @@ def tradeoff(rows: list[MethodRow], cost: str, acc: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["method", "family", "reference", "cost", "acc",
                                       "cost_text", "acc_text"])
 
-
-ACCURACY_KEYS = tuple(m.key for m in ACCURACIES)

@@ -70,18 +70,20 @@ def protocol_note(key: ProtocolKey, records: list[Record]) -> None:
             st.json(PROTOCOLS[key.name]().to_dict(), expanded=False)
 
 
-def _column_config(rank_by: str, repo_url: str | None, any_flags: bool) -> dict:
+def _column_config(rank_by: str, repo_url: str | None) -> dict:
     cfg: dict = {
+        # Pixel widths for the short columns: the table is wide and the source path, last,
+        # should stay in view on a laptop screen.
         "rank": st.column_config.NumberColumn(
-            "rank", width="small",
+            "rank", width=50,
             help=f"Among KD methods by {BY_KEY[rank_by].label}; reference rows are unranked"),
         # Not pinned: Streamlit draws pinned columns faded, and the name is what readers look for.
         "method": st.column_config.TextColumn("method"),
-        "family": st.column_config.TextColumn("family", width="small"),
-        "seeds": st.column_config.NumberColumn("seeds", width="small",
+        "family": st.column_config.TextColumn("family", width=95),
+        "seeds": st.column_config.NumberColumn("seeds", width=55,
                                                help="Seeds aggregated (mean ± std)"),
         "flags": st.column_config.TextColumn(
-            "flags", width="medium" if any_flags else "small", help="⚠ unreliable: a gradient-masking sanity check failed (reasons below "
+            "flags", help="⚠ unreliable: a gradient-masking sanity check failed (reasons below "
                           "the table); ✓ verified: an independent re-run reproduced the numbers"),
         "source": (st.column_config.LinkColumn("source", help="The method's file")
                    if repo_url else
@@ -101,11 +103,14 @@ def leaderboard(rows: list[MethodRow], visible: list[MethodRow], rank_by: str, k
     numbers, text = tables.leaderboard(rows, rank_by, repo_url)  # ranks over every method
     keep = numbers["method"].isin({r.method for r in visible})
     numbers, text = numbers[keep].reset_index(drop=True), text[keep].reset_index(drop=True)
-    # Optional measurements get a column only when some record of the protocol has them.
+    # Optional measurements get a column only when some record of the protocol has them, and
+    # badges only when some row has one: the table is wide, the source path must stay in view.
     absent = {m.key for m in METRICS if all(r.stats[m.key] is None for r in rows)}
+    if not any(r.flags for r in rows):
+        absent.add("flags")
     order = [c for c in numbers.columns if c not in absent]
     table(tables.styled(numbers, text), column_order=order,
-          column_config=_column_config(rank_by, repo_url, any(text["flags"] != "")))
+          column_config=_column_config(rank_by, repo_url))
     st.caption(f"Ranked by {BY_KEY[rank_by].label} (higher is better for accuracies, lower for "
                "costs). Reference rows (grey) are context and unranked. Click a column header "
                "to sort by it; — means not measured.")
@@ -137,8 +142,8 @@ def tradeoffs(rows: list[MethodRow]) -> None:
                 st.info(f"No method has both {BY_KEY[acc].label} and {BY_KEY[cost].label}.")
                 continue
             title = {"cpu_ms": "CPU latency, batch 1 (ms)", "size": "serialized size (bytes)"}
-            st.altair_chart(plots.tradeoff(points, title[cost], BY_KEY[acc].label),
-                            width="stretch")
+            st.altair_chart(plots.tradeoff(points, title[cost], BY_KEY[acc].label,
+                                           si_units=cost == "size"), width="stretch")
     others = [m for m in COSTS if m.key not in ("cpu_ms", "size")]
     with st.expander("Against another cost"):
         cost = st.selectbox("Cost axis", [m.key for m in others],
@@ -147,7 +152,8 @@ def tradeoffs(rows: list[MethodRow]) -> None:
         if points.empty:
             st.info(f"No method has {BY_KEY[cost].label} measured.")
         else:
-            st.altair_chart(plots.tradeoff(points, BY_KEY[cost].label, BY_KEY[acc].label),
+            st.altair_chart(plots.tradeoff(points, BY_KEY[cost].label, BY_KEY[acc].label,
+                                           si_units=cost in ("params", "flops")),
                             width="stretch")
 
 
