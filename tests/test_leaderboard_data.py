@@ -202,3 +202,10 @@ def test_bench_never_imports_the_leaderboard():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] == "leaderboard" for n in names), path
+
+
+def test_leaderboard_command_rejects_a_bad_port_in_one_line(tmp_path):
+    from conftest import kdbench
+    proc = kdbench("leaderboard", "--results-dir", str(tmp_path), "--port", "0")
+    assert proc.returncode == 2 and "--port must be between 1 and 65535" in proc.stderr
+    assert "Traceback" not in proc.stderr
