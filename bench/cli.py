@@ -207,6 +207,41 @@ def new_method(
 
 
 @app.command()
+def leaderboard(
+    results_dir: Annotated[Path, typer.Option(help="Records to show.")] = DEFAULT_RESULTS,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    repo_url: Annotated[Optional[str], typer.Option(help="Base URL that method source paths are linked under, e.g. https://github.com/ORG/kdbench/blob/main [default: $KDBENCH_REPO_URL, else paths are shown as text].")] = None,
+) -> None:
+    """Serve the Streamlit leaderboard of the records under --results-dir (reads records only)."""
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535, not {port}")
+    # A path, not an import: bench/ never imports from leaderboard/ (data flows one way).
+    app_file = Path(__file__).resolve().parent.parent / "leaderboard" / "app.py"
+    if not app_file.is_file():
+        raise UsageError(f"the leaderboard app is not installed ({app_file} is missing)")
+    env = dict(os.environ, KDBENCH_RESULTS_DIR=str(results_dir.resolve()))
+    if repo_url is not None:
+        env["KDBENCH_REPO_URL"] = repo_url
+    if not results_dir.is_dir():
+        err.print(f"[yellow]note:[/] {results_dir} does not exist yet; the page says how to "
+                  "produce results", highlight=False)
+    out.print(f"kdbench leaderboard of {results_dir.resolve()}: http://{host}:{port}",
+              highlight=False, soft_wrap=True)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file),
+           "--server.headless", "true", "--server.address", host, "--server.port", str(port),
+           "--browser.gatherUsageStats", "false",
+           # A served leaderboard is not a development session: no reload on file saves, no
+           # developer menu.
+           "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+           "--client.toolbarMode", "viewer"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec, not a child: Ctrl-C and kill reach streamlit directly and its exit code is ours.
+    os.execve(sys.executable, cmd, env)
+
+
+@app.command()
 def doctor() -> None:
     """Check the installation: torch, torchattacks, robustbench's files and import, data, CUDA."""
     import importlib.metadata as md

@@ -9,17 +9,22 @@ from bench.protocols import PROTOCOLS
 from bench.records import Record, read_record
 
 
+def layout_problem(path: Path, rec: Record) -> str | None:
+    """Why `rec` is not at `<results-dir>/<protocol>/<method>/seed-<n>.json`, or None."""
+    expected = (rec.protocol, rec.method, f"seed-{rec.seed}.json")
+    if tuple(Path(path).parts[-3:]) == expected:
+        return None
+    return (f"{path}: a record of {rec.protocol}/{rec.method} seed {rec.seed} must "
+            f"live at <results-dir>/{'/'.join(expected)}")
+
+
 def check_record(path: Path, allow_smoke: bool = False) -> tuple[Record | None, list[str]]:
     """The parsed record (None if unreadable) and every problem found, each one sentence."""
     try:
         rec = read_record(path)
     except RecordError as e:
         return None, [str(e)]
-    problems = []
-    expected = (rec.protocol, rec.method, f"seed-{rec.seed}.json")
-    if tuple(Path(path).parts[-3:]) != expected:
-        problems.append(f"{path}: a record of {rec.protocol}/{rec.method} seed {rec.seed} must "
-                        f"live at <results-dir>/{'/'.join(expected)}")
+    problems = [p for p in [layout_problem(path, rec)] if p]
     if rec.protocol not in PROTOCOLS:
         problems.append(f"{path}: unknown protocol {rec.protocol!r} (registered: "
                         f"{', '.join(sorted(PROTOCOLS))})")

@@ -61,3 +61,11 @@ def good_record(smoke_run, tmp_path):
     dst.parent.mkdir(parents=True)
     dst.write_text(src.read_text())
     return dst
+
+
+@pytest.fixture(scope="session")
+def record_template(smoke_run) -> dict:
+    """A real record (from the session's smoke run) to derive leaderboard test records from."""
+    root, proc = smoke_run
+    assert proc.returncode == 0, proc.stderr
+    return load_json(root / "results" / "mnist5k" / "vanilla" / "seed-0.json")

@@ -1,0 +1,155 @@
+"""Reading a results directory for the leaderboard: which records count, and why others do not.
+
+Records are grouped by protocol *version* (name and hash): numbers made under different protocol
+definitions never share a table. Nothing is dropped silently: every file that is not shown comes
+back as a `Skipped` entry naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from bench.errors import RecordError
+from bench.protocols import PROTOCOLS
+from bench.records import Record, find_records, read_record
+from bench.validate import layout_problem
+
+# Where `kdbench leaderboard` tells the app to read; the app falls back to ./results.
+RESULTS_DIR_ENV = "KDBENCH_RESULTS_DIR"
+# Base URL that repo-relative `method_source` paths are appended to, e.g.
+# https://github.com/ORG/kdbench/blob/main ; unset: the path is shown as text.
+REPO_URL_ENV = "KDBENCH_REPO_URL"
+
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+class Status(str, Enum):
+    """How a protocol version relates to the protocols registered in this kdbench."""
+
+    REGISTERED = "registered"  # name and hash match the registered definition
+    OUTDATED = "outdated"  # the name is registered, but with another definition (hash)
+    UNREGISTERED = "unregistered"  # made by a kdbench that knows a protocol this one does not
+
+
+@dataclass(frozen=True, order=True)
+class ProtocolKey:
+    name: str
+    hash: str
+
+    @property
+    def status(self) -> Status:
+        if self.name not in PROTOCOLS:
+            return Status.UNREGISTERED
+        return Status.REGISTERED if PROTOCOLS[self.name]().hash == self.hash else Status.OUTDATED
+
+    def label(self) -> str:
+        """How the protocol selector names this version (plain text, never markdown)."""
+        note = {Status.REGISTERED: "", Status.OUTDATED: " (outdated definition)",
+                Status.UNREGISTERED: " (not registered in this kdbench)"}[self.status]
+        return f"{self.name} · {self.hash[:8]}{note}"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str  # relative to the results directory
+    reason: str
+    smoke: bool = False  # a --smoke record: expected, not an error
+
+
+@dataclass(frozen=True)
+class Loaded:
+    results_dir: str
+    exists: bool
+    by_protocol: dict[ProtocolKey, list[Record]] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def protocols(self) -> list[ProtocolKey]:
+        """Registered versions first, then outdated, then unregistered; by name within each."""
+        order = {Status.REGISTERED: 0, Status.OUTDATED: 1, Status.UNREGISTERED: 2}
+        return sorted(self.by_protocol, key=lambda k: (order[k.status], k.name, k.hash))
+
+    @property
+    def errors(self) -> list[Skipped]:
+        return [s for s in self.skipped if not s.smoke]
+
+    @property
+    def smoke(self) -> list[Skipped]:
+        return [s for s in self.skipped if s.smoke]
+
+
+def results_dir_from_env() -> Path:
+    return Path(os.environ.get(RESULTS_DIR_ENV) or "results")
+
+
+def _files(results_dir: Path) -> list[Path]:
+    if not results_dir.is_dir():
+        return []
+    try:
+        return find_records([results_dir])
+    except RecordError:  # the directory vanished between the check and the walk
+        return []
+
+
+def fingerprint(results_dir: Path) -> Fingerprint:
+    """What the cached read depends on: every record file's path, mtime and size.
+
+    Cheap (one stat per file), so the app computes it on every rerun and re-reads only when a
+    file was added, removed or rewritten.
+    """
+    out = []
+    for f in _files(results_dir):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out.append((str(f), st.st_mtime_ns, st.st_size))
+    return tuple(sorted(out))
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _reason(message: str, path: Path) -> str:
+    """RecordError messages start with the full path; the table already names the file."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def load(results_dir: Path) -> Loaded:
+    """Every record under `results_dir`, grouped by protocol version, and every file skipped."""
+    results_dir = Path(results_dir)
+    by_protocol: dict[ProtocolKey, list[Record]] = {}
+    skipped: list[Skipped] = []
+    seen: dict[tuple[ProtocolKey, str, int], str] = {}
+    for f in _files(results_dir):
+        rel = _relative(f, results_dir)
+        try:
+            rec = read_record(f)
+        except RecordError as e:
+            skipped.append(Skipped(rel, _reason(str(e), f)))
+            continue
+        if rec.smoke:
+            skipped.append(Skipped(rel, "a --smoke record (1 epoch, 200 test images) is never a "
+                                        "leaderboard result", smoke=True))
+            continue
+        if (problem := layout_problem(f, rec)) is not None:
+            skipped.append(Skipped(rel, _reason(problem, f)))
+            continue
+        key = ProtocolKey(rec.protocol, rec.protocol_hash)
+        # Layout is checked, but a results dir may nest copies (results/old/mnist5k/...).
+        job = (key, rec.method, rec.seed)
+        if job in seen:
+            skipped.append(Skipped(rel, f"the same protocol version, method and seed as "
+                                        f"{seen[job]}, which is shown instead"))
+            continue
+        seen[job] = rel
+        by_protocol.setdefault(key, []).append(rec)
+    return Loaded(str(results_dir), results_dir.is_dir(), by_protocol, skipped)

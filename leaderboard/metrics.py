@@ -1,0 +1,160 @@
+"""What the leaderboard shows per method: the metric catalogue and the aggregation over seeds.
+
+A metric a record does not carry (AutoAttack not run, no GPU, ...) is None and is never shown as
+0. Optional metrics are aggregated over the seeds that carry them; `MethodRow.counts` says how many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.records import DeviceTimings, Record
+from bench.summary import Stat, group
+
+REFERENCE_FAMILY = "reference"
+
+
+def _latency_ms(timings: DeviceTimings | None) -> float | None:
+    """Median time of one call at the smallest batch size measured (batch 1 in every protocol)."""
+    if timings is None:
+        return None
+    return min(timings.timings, key=lambda t: t.batch).median_ms
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # column name in frames and CSV
+    label: str  # column title in the app
+    read: Callable[[Record], float | None]
+    higher_is_better: bool
+    accuracy: bool  # a percentage of test examples (robustness axis) or a cost
+    help: str
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("clean", "clean %", lambda r: r.metrics.clean_acc, True, True,
+           "Accuracy on the protocol's clean test examples"),
+    Metric("corruptions", "corruption %", lambda r: r.metrics.corruptions_acc, True, True,
+           "Mean accuracy over corruptions x severities"),
+    Metric("fgsm", "FGSM %", lambda r: r.metrics.fgsm_acc, True, True,
+           "Accuracy under FGSM at the protocol's eps"),
+    Metric("pgd", "PGD %", lambda r: r.metrics.pgd_acc, True, True,
+           "Accuracy under PGD at the protocol's eps"),
+    Metric("autoattack", "AutoAttack %", lambda r: r.metrics.autoattack_acc, True, True,
+           "Accuracy under AutoAttack (opt-in; — when not run)"),
+    Metric("robust", "robust %", lambda r: r.metrics.robust_acc, True, True,
+           "Per-example worst case over clean and every attack run"),
+    Metric("params", "params", lambda r: r.metrics.efficiency.params, False, False,
+           "Parameters of the evaluated network"),
+    Metric("size", "size", lambda r: r.metrics.efficiency.size_bytes, False, False,
+           "Serialized size of the state dict"),
+    Metric("flops", "FLOPs", lambda r: r.metrics.efficiency.flops, False, False,
+           "FLOPs per example, forward pass (2 per multiply-add)"),
+    Metric("cpu_ms", "CPU ms", lambda r: _latency_ms(r.metrics.efficiency.cpu), False, False,
+           "Median CPU latency at batch 1, the thread count the protocol fixes"),
+    Metric("gpu_ms", "GPU ms", lambda r: _latency_ms(r.metrics.efficiency.gpu), False, False,
+           "Median GPU latency at batch 1 (— when no GPU was present)"),
+)
+BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
+ACCURACIES = tuple(m for m in METRICS if m.accuracy)
+COSTS = tuple(m for m in METRICS if not m.accuracy)
+
+
+def verification_of(rec: Record) -> bool | None:
+    """The record's `verification.ok`: True/False, or None when it carries no verification.
+
+    The field is read by name because the schema gains it later; a pydantic object and a plain
+    mapping both work.
+    """
+    v: Any = getattr(rec, "verification", None)
+    if v is None:
+        return None
+    ok = v.get("ok") if isinstance(v, dict) else getattr(v, "ok", None)
+    return ok if isinstance(ok, bool) else None
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    """One method under one protocol version, aggregated over its seeds."""
+
+    method: str
+    family: str
+    source: str  # repo-relative path of the method's file
+    source_sha256: tuple[str, ...]  # distinct hashes over the seeds (more than one: code changed)
+    seeds: tuple[int, ...]
+    stats: dict[str, Stat | None]  # metric key -> mean/std over the seeds that carry it
+    counts: dict[str, int]  # metric key -> how many seeds carry it
+    unreliable: bool | None  # any seed flagged; None when no seed was checked
+    unreliable_reasons: tuple[str, ...]
+    verified: bool | None  # False if any seed failed verification, True if one passed
+    verified_seeds: int
+    records: tuple[Record, ...]
+
+    @property
+    def is_reference(self) -> bool:
+        return self.family == REFERENCE_FAMILY
+
+    @property
+    def flags(self) -> str:
+        """Badges as plain text: the table shows them, filters read the fields."""
+        out = []
+        if self.unreliable:
+            out.append(f"⚠ unreliable ({len(self.unreliable_reasons)})")
+        if self.verified is True:
+            out.append(f"✓ verified ({self.verified_seeds}/{len(self.seeds)})")
+        elif self.verified is False:
+            out.append("✗ verification failed")
+        return ", ".join(out)
+
+
+def _stat(values: Iterable[float | None]) -> tuple[Stat | None, int]:
+    present = [float(v) for v in values if v is not None]
+    return (Stat.of(present) if present else None), len(present)
+
+
+def aggregate(records: Iterable[Record]) -> list[MethodRow]:
+    """One row per method (records of ONE protocol version), teacher and baseline first."""
+    rows = []
+    for (_, method), recs in group(records).items():
+        stats, counts = {}, {}
+        for m in METRICS:
+            stats[m.key], counts[m.key] = _stat(m.read(r) for r in recs)
+        flags = [r.metrics.unreliable for r in recs]
+        reasons = tuple(dict.fromkeys(x for r in recs for x in r.metrics.unreliable_reasons))
+        verdicts = [verification_of(r) for r in recs]
+        rows.append(MethodRow(
+            method=method, family=recs[0].family, source=recs[0].method_source,
+            source_sha256=tuple(dict.fromkeys(r.method_source_sha256 for r in recs)),
+            seeds=tuple(r.seed for r in recs), stats=stats, counts=counts,
+            unreliable=None if all(f is None for f in flags) else any(f is True for f in flags),
+            unreliable_reasons=reasons,
+            verified=(False if False in verdicts else True if True in verdicts else None),
+            verified_seeds=verdicts.count(True),
+            records=tuple(recs)))
+    return rows
+
+
+def rank(rows: list[MethodRow], by: str) -> dict[str, int]:
+    """Competition ranks (1, 2, 2, 4) of the non-reference methods that have metric `by`.
+
+    Reference rows (teacher, baseline) are context, not entries: they get no rank.
+    """
+    metric = BY_KEY[by]
+    scored = [(r.stats[by].mean, r.method) for r in rows
+              if not r.is_reference and r.stats[by] is not None]
+    sign = -1 if metric.higher_is_better else 1
+    values = sorted(sign * v for v, _ in scored)
+    return {name: values.index(sign * v) + 1 for v, name in scored}
+
+
+def select(rows: list[MethodRow], families: Iterable[str], hide_unreliable: bool = False,
+           only_verified: bool = False) -> list[MethodRow]:
+    """The rows the sidebar's filters keep. Reference rows survive `only_verified`: they are
+    the context verified results are read against."""
+    families = set(families)
+    return [r for r in rows
+            if r.family in families
+            and not (hide_unreliable and r.unreliable)
+            and (not only_verified or r.verified is True or r.is_reference)]

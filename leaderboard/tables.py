@@ -1,0 +1,267 @@
+"""DataFrames the app shows and exports, built from aggregated `MethodRow`s.
+
+Tables carry numbers (so sorting a column sorts by value) and, separately, the text each cell
+shows ("97.3 ± 0.4", "385.8 kB", "—"); `styled()` joins the two with a pandas Styler, whose
+display values Streamlit renders while it keeps sorting on the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from urllib.parse import quote
+
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+from bench.summary import Stat
+from leaderboard.metrics import BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank
+
+MISSING = "—"  # shown for anything a record does not carry; never 0
+
+
+# -- cell text ---------------------------------------------------------------------------------
+def _decimals(x: float, significant: int = 3) -> int:
+    return max(0, significant - 1 - math.floor(math.log10(abs(x)))) if x else 1
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def fmt_count(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+def fmt_stat(key: str, stat: Stat | None) -> str:
+    """A metric as the table shows it: mean ± std over seeds (± only with several seeds)."""
+    if stat is None:
+        return MISSING
+    if BY_KEY[key].accuracy:
+        return str(stat)
+    if key == "params":
+        return f"{stat.mean:,.0f}"
+    if key == "size":
+        return fmt_bytes(stat.mean)
+    if key == "flops":
+        return fmt_count(stat.mean)
+    d = _decimals(stat.mean)  # latencies: 3 significant digits, the std to the same place
+    return f"{stat.mean:.{d}f} ± {stat.std:.{d}f}" if len(stat.values) > 1 else f"{stat.mean:.{d}f}"
+
+
+def fmt_diff(key: str, diff: float | None) -> str:
+    if diff is None:
+        return MISSING
+    sign = "+" if diff >= 0 else "−"
+    if BY_KEY[key].accuracy:
+        return f"{sign}{abs(diff):.1f}"
+    if key == "params":
+        return f"{sign}{abs(diff):,.0f}"
+    if key == "size":
+        return sign + fmt_bytes(abs(diff))
+    if key == "flops":
+        return sign + fmt_count(abs(diff))
+    return f"{sign}{abs(diff):.{_decimals(diff)}f}"
+
+
+def fmt_cell(row: MethodRow, key: str) -> str:
+    text = fmt_stat(key, row.stats[key])
+    n, have = len(row.seeds), row.counts[key]
+    return f"{text} ({have}/{n} seeds)" if 0 < have < n else text
+
+
+def source_url(repo_url: str | None, source: str) -> str | None:
+    """Link to the method's file under `repo_url`, or None when there is no sensible link."""
+    if not repo_url or not repo_url.startswith(("https://", "http://")):
+        return None
+    if source.startswith(("/", "..")) or ":" in source:  # not a path inside the repository
+        return None
+    return f"{repo_url.rstrip('/')}/{quote(source)}"
+
+
+# -- the leaderboard table ---------------------------------------------------------------------
+
+
+def leaderboard(rows: list[MethodRow], rank_by: str, repo_url: str | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, cell text) for the main table, best first by `rank_by`; same index and columns.
+
+    Reference rows sit where their value puts them, without a rank: they are context.
+    """
+    ranks = rank(rows, rank_by)
+    sign = -1 if BY_KEY[rank_by].higher_is_better else 1
+    missing = math.inf
+
+    def order(r: MethodRow) -> tuple:
+        s = r.stats[rank_by]
+        return (s is None, sign * s.mean if s is not None else missing, r.method)
+
+    data, text = [], []
+    for r in sorted(rows, key=order):
+        url = source_url(repo_url, r.source)
+        # badges right after the name, where a reader looks before trusting the numbers
+        d = {"rank": ranks.get(r.method), "method": r.method, "flags": r.flags,
+             "family": r.family}
+        t = {"rank": str(ranks[r.method]) if r.method in ranks else MISSING,
+             "method": r.method, "flags": r.flags, "family": r.family}
+        for m in METRICS:
+            d[m.key] = r.stats[m.key].mean if r.stats[m.key] is not None else None
+            t[m.key] = fmt_cell(r, m.key)
+        d["seeds"], t["seeds"] = len(r.seeds), str(len(r.seeds))
+        d["source"] = url or r.source
+        t["source"] = r.source
+        data.append(d)
+        text.append(t)
+    numbers = pd.DataFrame(data)
+    if not numbers.empty:
+        numbers["rank"] = numbers["rank"].astype("Int64")
+        for m in METRICS:
+            numbers[m.key] = numbers[m.key].astype("float64")
+    return numbers, pd.DataFrame(text, index=numbers.index, columns=numbers.columns)
+
+
+def styled(numbers: pd.DataFrame, text: pd.DataFrame) -> Styler:
+    """Numbers underneath, cell text on top; reference rows (by family) in a muted tint."""
+    reference = (numbers["family"] == REFERENCE_FAMILY).to_dict() if "family" in numbers else {}
+    styler = numbers.style
+    for col in numbers.columns:
+        for i in numbers.index:
+            styler = styler.format(lambda _, s=text.at[i, col]: s, subset=pd.IndexSlice[[i], [col]])
+    tint = "background-color: rgba(128, 128, 128, 0.14); color: rgb(80, 80, 90)"
+    return styler.apply(lambda row: [tint if reference.get(row.name) else ""] * len(row), axis=1)
+
+
+def csv(rows: list[MethodRow], rank_by: str, protocol: str, protocol_hash: str) -> str:
+    """The table as machine-readable CSV: mean, std and seed count per metric, empty if absent."""
+    ranks = rank(rows, rank_by)
+    out = []
+    for r in rows:
+        d = {"protocol": protocol, "protocol_hash": protocol_hash,
+             f"rank_by_{rank_by}": ranks.get(r.method), "method": r.method, "family": r.family,
+             "seeds": " ".join(map(str, r.seeds))}
+        for m in METRICS:
+            s = r.stats[m.key]
+            d[f"{m.key}_mean"] = s.mean if s else None
+            d[f"{m.key}_std"] = s.std if s else None
+            d[f"{m.key}_n"] = r.counts[m.key]
+        d.update(unreliable=r.unreliable, unreliable_reasons="; ".join(r.unreliable_reasons),
+                 verified=r.verified, source=r.source,
+                 source_sha256=" ".join(r.source_sha256))
+        out.append(d)
+    frame = pd.DataFrame(out)
+    frame[f"rank_by_{rank_by}"] = frame[f"rank_by_{rank_by}"].astype("Int64")
+    return frame.sort_values([f"rank_by_{rank_by}", "method"], na_position="last").to_csv(
+        index=False)
+
+
+# -- per-method views --------------------------------------------------------------------------
+def seeds(row: MethodRow) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One line per seed, every metric as recorded (missing stays missing), training and checks."""
+    data, text = [], []
+    for rec in row.records:
+        d: dict = {"seed": rec.seed}
+        t: dict = {"seed": str(rec.seed)}
+        for m in METRICS:
+            v = m.read(rec)
+            d[m.label] = v
+            t[m.label] = fmt_stat(m.key, None if v is None else Stat.of([v]))
+        d["final loss"], t["final loss"] = (rec.training.final_epoch_loss,
+                                            f"{rec.training.final_epoch_loss:.4g}")
+        d["train s"], t["train s"] = rec.training.wall_s, f"{rec.training.wall_s:.1f}"
+        d["eval s"], t["eval s"] = rec.eval_wall_s, f"{rec.eval_wall_s:.1f}"
+        d["unreliable"] = rec.metrics.unreliable
+        t["unreliable"] = MISSING if rec.metrics.unreliable is None else str(rec.metrics.unreliable)
+        d["finished"] = t["finished"] = rec.provenance.finished_at.isoformat(timespec="seconds")
+        data.append(d)
+        text.append(t)
+    numbers = pd.DataFrame(data)
+    for m in METRICS:
+        numbers[m.label] = numbers[m.label].astype("float64")
+    return numbers, pd.DataFrame(text, columns=numbers.columns)
+
+
+def provenance(row: MethodRow) -> pd.DataFrame:
+    """Library versions and machine per seed, one column per seed."""
+    cols = {f"seed {r.seed}": r.provenance.model_dump(mode="json") for r in row.records}
+    return pd.DataFrame(cols).astype("string")
+
+
+def compare(a: MethodRow, b: MethodRow) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metric by metric: a, b, and b - a (numbers, and the text each cell shows)."""
+    data, text = [], []
+    for m in METRICS:
+        sa, sb = a.stats[m.key], b.stats[m.key]
+        diff = sb.mean - sa.mean if sa is not None and sb is not None else None
+        data.append({"metric": m.label, "A": sa.mean if sa else None,
+                     "B": sb.mean if sb else None, "B − A": diff})
+        text.append({"metric": m.label, "A": fmt_cell(a, m.key), "B": fmt_cell(b, m.key),
+                     "B − A": fmt_diff(m.key, diff)})
+    numbers = pd.DataFrame(data)
+    numbers[["A", "B", "B − A"]] = numbers[["A", "B", "B − A"]].astype("float64")
+    return numbers, pd.DataFrame(text, columns=numbers.columns)
+
+
+# -- plot data ---------------------------------------------------------------------------------
+def corruptions(rows: list[MethodRow], by_severity: bool) -> pd.DataFrame:
+    """Long format: method, column (corruption, or corruption and severity), mean accuracy."""
+    out = []
+    for r in rows:
+        cells: dict[str, list[float]] = {}
+        for rec in r.records:
+            for name, accs in rec.metrics.corruptions.items():
+                if by_severity:
+                    for sev, acc in enumerate(accs, start=1):
+                        cells.setdefault(f"{name} s{sev}", []).append(acc)
+                else:
+                    cells.setdefault(name, []).append(sum(accs) / len(accs))
+        for col, values in cells.items():
+            s = Stat.of(values)
+            out.append({"method": r.method, "family": r.family, "column": col, "acc": s.mean,
+                        "text": f"{s.mean:.1f}", "seeds": len(values)})
+    return pd.DataFrame(out, columns=["method", "family", "column", "acc", "text", "seeds"])
+
+
+def eps_value(label: str) -> float | None:
+    """'8/255' -> 0.0314, '0.1' -> 0.1; None if unreadable."""
+    try:
+        return float(Fraction(label.strip()))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def eps_curves(rows: list[MethodRow]) -> pd.DataFrame:
+    """Long format: method, eps (label and value), accuracy mean and std over seeds."""
+    out = []
+    for r in rows:
+        points: dict[str, list[float]] = {}
+        for rec in r.records:
+            for p in rec.metrics.eps_curve or []:
+                points.setdefault(p.eps, []).append(p.acc)
+        for label, values in points.items():
+            s = Stat.of(values)
+            out.append({"method": r.method, "family": r.family, "eps": label,
+                        "eps_value": eps_value(label), "acc": s.mean, "std": s.std,
+                        "seeds": len(values)})
+    return pd.DataFrame(out, columns=["method", "family", "eps", "eps_value", "acc", "std",
+                                      "seeds"])
+
+
+def tradeoff(rows: list[MethodRow], cost: str, acc: str) -> pd.DataFrame:
+    """Points of the cost/accuracy scatter: rows that have both numbers."""
+    out = []
+    for r in rows:
+        c, a = r.stats[cost], r.stats[acc]
+        if c is None or a is None:
+            continue
+        out.append({"method": r.method, "family": r.family, "reference": r.is_reference,
+                    "cost": c.mean, "acc": a.mean, "cost_text": fmt_cell(r, cost),
+                    "acc_text": fmt_cell(r, acc)})
+    return pd.DataFrame(out, columns=["method", "family", "reference", "cost", "acc",
+                                      "cost_text", "acc_text"])
+

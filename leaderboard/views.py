@@ -1,0 +1,251 @@
+"""The leaderboard's sections, one function each; `leaderboard/app.py` lays them out.
+
+Strings from records never reach markdown here (see app.py): fixed sentences go to st.info /
+st.caption, record text to dataframes, st.text, st.code and st.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from bench.protocols import PROTOCOLS
+from bench.records import Record
+from leaderboard import plots, tables
+from leaderboard.data import Loaded, ProtocolKey, Status
+from leaderboard.metrics import ACCURACIES, BY_KEY, COSTS, METRICS, MethodRow, rank
+
+
+def table(data, **kwargs) -> None:
+    """st.dataframe as every view wants it: no index, full width, "—" for missing values."""
+    st.dataframe(data, hide_index=kwargs.pop("hide_index", True),
+                 width=kwargs.pop("width", "stretch"), placeholder=tables.MISSING, **kwargs)
+
+
+def skipped_files(loaded: Loaded) -> None:
+    if loaded.errors:
+        st.warning(f"{len(loaded.errors)} record file(s) could not be used and are not shown. "
+                   "The rest of the leaderboard is unaffected; `kdbench validate` checks a "
+                   "results directory from the command line.", icon="⚠️")
+        table(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in loaded.errors]),
+              column_config={"reason": st.column_config.TextColumn(width="large")})
+    if loaded.smoke:
+        with st.expander(f"{len(loaded.smoke)} --smoke record(s) skipped: smoke runs only check "
+                         "that a method runs and are never leaderboard results"):
+            table(pd.DataFrame([{"file": s.path} for s in loaded.smoke]))
+
+
+def empty_state(results_dir: Path, loaded: Loaded) -> None:
+    st.info("No results to show yet. Produce them with the full benchmark, then reload this "
+            "page:", icon="📭")
+    st.code("make bench                            # every method, every seed, default protocol\n"
+            "kdbench run --results-dir DIR         # or choose --protocol, --methods, --seeds\n"
+            "kdbench leaderboard --results-dir DIR # show DIR here", language="bash")
+    why = ("does not exist" if not loaded.exists else
+           "holds no usable <protocol>/<method>/seed-<n>.json records")
+    st.text(f"Reading {results_dir.resolve()}: it {why}.")
+
+
+def protocol_note(key: ProtocolKey, records: list[Record]) -> None:
+    if key.status is Status.OUTDATED:
+        st.warning("These records were made under an older definition of this protocol (hash "
+                   f"{key.hash}; the registered definition is {PROTOCOLS[key.name]().hash}). They "
+                   "are shown on their own, never mixed with current results; rerun them to "
+                   "compare.", icon="🕰️")
+    elif key.status is Status.UNREGISTERED:
+        st.info("This protocol is not registered in this kdbench (records from a newer or "
+                "another version); its definition is not shown, only its records.", icon="ℹ️")
+    with st.expander("Protocol"):
+        st.text(f"{key.name}  hash {key.hash}  ({key.status.value})  {len(records)} records")
+        attacks = sorted({r.metrics.attacks.model_dump_json() for r in records})
+        st.caption("Attack settings recorded in the results")
+        st.json([json.loads(a) for a in attacks] if len(attacks) > 1 else json.loads(attacks[0]),
+                expanded=False)
+        if key.status is Status.REGISTERED:
+            st.caption("Registered definition (`bench/protocols.py`)")
+            st.json(PROTOCOLS[key.name]().to_dict(), expanded=False)
+
+
+def _column_config(rank_by: str, repo_url: str | None) -> dict:
+    cfg: dict = {
+        # Pixel widths for the short columns: the table is wide and the source path, last,
+        # should stay in view on a laptop screen.
+        "rank": st.column_config.NumberColumn(
+            "rank", width=50,
+            help=f"Among KD methods by {BY_KEY[rank_by].label}; reference rows are unranked"),
+        # Not pinned: Streamlit draws pinned columns faded, and the name is what readers look for.
+        "method": st.column_config.TextColumn("method"),
+        "family": st.column_config.TextColumn("family", width=95),
+        "seeds": st.column_config.NumberColumn("seeds", width=55,
+                                               help="Seeds aggregated (mean ± std)"),
+        "flags": st.column_config.TextColumn(
+            "flags", help="⚠ unreliable: a gradient-masking sanity check failed (reasons below "
+                          "the table); ✓ verified: an independent re-run reproduced the numbers"),
+        "source": (st.column_config.LinkColumn("source", help="The method's file")
+                   if repo_url else
+                   st.column_config.TextColumn("source", help="The method's file, relative to "
+                                               "the repository (set KDBENCH_REPO_URL to link)")),
+    }
+    for m in METRICS:
+        cfg[m.key] = st.column_config.NumberColumn(m.label, help=m.help)
+    return cfg
+
+
+def leaderboard(rows: list[MethodRow], visible: list[MethodRow], rank_by: str, key: ProtocolKey,
+                repo_url: str | None) -> None:
+    if not visible:
+        st.info("No method matches the filters in the sidebar.")
+        return
+    numbers, text = tables.leaderboard(rows, rank_by, repo_url)  # ranks over every method
+    keep = numbers["method"].isin({r.method for r in visible})
+    numbers, text = numbers[keep].reset_index(drop=True), text[keep].reset_index(drop=True)
+    # Optional measurements get a column only when some record of the protocol has them, and
+    # badges only when some row has one: the table is wide, the source path must stay in view.
+    absent = {m.key for m in METRICS if all(r.stats[m.key] is None for r in rows)}
+    if not any(r.flags for r in rows):
+        absent.add("flags")
+    order = [c for c in numbers.columns if c not in absent]
+    table(tables.styled(numbers, text), column_order=order,
+          column_config=_column_config(rank_by, repo_url))
+    st.caption(f"Ranked by {BY_KEY[rank_by].label} (higher is better for accuracies, lower for "
+               "costs). Reference rows (grey) are context and unranked. Click a column header "
+               "to sort by it; — means not measured.")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.name)
+    st.download_button("Download CSV", tables.csv(rows, rank_by, key.name, key.hash),
+                       file_name=f"kdbench-{name}-{key.hash[:8]}.csv", mime="text/csv",
+                       help="Every method of this protocol version, mean/std/seed count per "
+                            "metric (filters not applied)")
+    flagged = [r for r in visible if r.unreliable]
+    if flagged:
+        with st.expander(f"Why {len(flagged)} row(s) are flagged unreliable"):
+            table(pd.DataFrame([{"method": r.method, "reason": reason}
+                                for r in flagged
+                                for reason in r.unreliable_reasons or ["(no reason recorded)"]]))
+
+
+def tradeoffs(rows: list[MethodRow]) -> None:
+    acc_keys = [m.key for m in ACCURACIES]
+    acc = st.selectbox("Accuracy axis", acc_keys, index=acc_keys.index("robust"),
+                       format_func=lambda k: BY_KEY[k].label, key="trade_acc")
+    st.caption("Each point is a method (diamonds: reference rows). The dashed staircase is the "
+               "Pareto frontier: no other method is both cheaper and more accurate than a method "
+               "on it.")
+    left, right = st.columns(2)
+    for col, cost in ((left, "cpu_ms"), (right, "size")):
+        points = tables.tradeoff(rows, cost, acc)
+        with col:
+            if points.empty:
+                st.info(f"No method has both {BY_KEY[acc].label} and {BY_KEY[cost].label}.")
+                continue
+            title = {"cpu_ms": "CPU latency, batch 1 (ms)", "size": "serialized size (bytes)"}
+            st.altair_chart(plots.tradeoff(points, title[cost], BY_KEY[acc].label,
+                                           si_units=cost == "size"), width="stretch")
+    others = [m for m in COSTS if m.key not in ("cpu_ms", "size")]
+    with st.expander("Against another cost"):
+        cost = st.selectbox("Cost axis", [m.key for m in others],
+                            format_func=lambda k: BY_KEY[k].label, key="trade_cost")
+        points = tables.tradeoff(rows, cost, acc)
+        if points.empty:
+            st.info(f"No method has {BY_KEY[cost].label} measured.")
+        else:
+            st.altair_chart(plots.tradeoff(points, BY_KEY[cost].label, BY_KEY[acc].label,
+                                           si_units=cost in ("params", "flops")),
+                            width="stretch")
+
+
+def corruptions(rows: list[MethodRow]) -> None:
+    names = {c for r in rows for rec in r.records for c in rec.metrics.corruptions}
+    if not names:
+        st.info("No record of this protocol carries per-corruption accuracies.")
+        return
+    by_severity = st.toggle("One column per severity", value=len(names) <= 2,
+                            help="Off: each corruption's mean over its severities")
+    cells = tables.corruptions(rows, by_severity)
+    st.altair_chart(plots.corruption_heatmap(cells), width="stretch")
+    st.caption("Accuracy under each corruption (mean over seeds), methods sorted by their mean.")
+
+
+def eps_curves(rows: list[MethodRow], records: list[Record]) -> None:
+    curves = tables.eps_curves(rows)
+    eps = sorted({r.metrics.attacks.eps for r in records})
+    if curves.empty:
+        st.info("No record of this protocol has an accuracy-vs-eps curve yet "
+                "(`metrics.eps_curve` is empty). Until the evaluation records one, the PGD "
+                f"column of the table is the single point every record has: PGD accuracy at "
+                f"eps = {', '.join(eps)}.", icon="📈")
+        return
+    st.altair_chart(plots.eps_curves(curves), width="stretch")
+    missing = sorted(r.method for r in rows if r.method not in set(curves["method"]))
+    if missing:
+        st.caption(f"{len(missing)} method(s) without a recorded curve are not drawn:")
+        st.text(", ".join(missing))
+
+
+def _per_seed(row: MethodRow) -> None:
+    numbers, text = tables.seeds(row)
+    table(tables.styled(numbers, text))
+
+
+def method_detail(rows: list[MethodRow], key: ProtocolKey) -> None:
+    names = [r.method for r in rows]
+    ranks = rank(rows, "robust")
+    top = min(ranks, key=ranks.get) if ranks else names[0]
+    name = st.selectbox("Method", names, index=names.index(top), key="detail_method")
+    row = rows[names.index(name)]
+    facts = {"method": row.method, "family": row.family,
+             "rank by robust %": str(ranks.get(row.method, tables.MISSING)),
+             "seeds": f"{len(row.seeds)} (seed{'s' * (len(row.seeds) > 1)} "
+                      f"{', '.join(map(str, row.seeds))})",
+             "protocol": f"{key.name} · {key.hash}", "source": row.source,
+             "source sha256": "\n".join(row.source_sha256)}
+    table(pd.DataFrame({"field": list(facts), "value": list(facts.values())}))
+    if len(row.source_sha256) > 1:
+        st.warning("The seeds were run with different versions of the method's source file.")
+    st.caption("Per seed, as recorded")
+    _per_seed(row)
+    hparams = {f"seed {r.seed}": r.hparams for r in row.records}
+    st.caption("Hyper-parameters")
+    distinct = {repr(h) for h in hparams.values()}
+    st.json(row.records[0].hparams if len(distinct) == 1 else hparams)
+    checks = [{"seed": r.seed, **c.model_dump()} for r in row.records
+              for c in r.metrics.sanity_checks or []]
+    st.caption("Gradient-masking sanity checks")
+    if checks:
+        table(pd.DataFrame(checks))
+    else:
+        st.text("not run for this method's records (unreliable: —)")
+    if row.unreliable_reasons:
+        st.caption("Reasons for the unreliable flag")
+        st.text("\n".join(row.unreliable_reasons))
+    verifications = {f"seed {r.seed}": v for r in row.records
+                     if (v := getattr(r, "verification", None)) is not None}
+    st.caption("Verification")
+    if verifications:
+        st.json({k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v
+                 for k, v in verifications.items()})
+    else:
+        st.text("not verified (no record carries a verification)")
+    st.caption("Library versions and machine")
+    table(tables.provenance(row), hide_index=False)
+
+
+def comparison(rows: list[MethodRow]) -> None:
+    if len(rows) < 2:
+        st.info("Comparing needs at least two methods under this protocol.")
+        return
+    names = [r.method for r in rows]
+    ranks = rank(rows, "robust")
+    best = min(ranks, key=ranks.get) if ranks else names[-1]
+    first = "baseline" if "baseline" in names and best != "baseline" else names[0]
+    left, right = st.columns(2)
+    a = left.selectbox("A", names, index=names.index(first), key="compare_a")
+    b = right.selectbox("B", names, index=names.index(best if best != a else names[-1]),
+                        key="compare_b")
+    numbers, text = tables.compare(rows[names.index(a)], rows[names.index(b)])
+    table(tables.styled(numbers, text))
+    st.caption("A and B as mean ± std over seeds; B − A compares the means (for accuracies "
+               "higher is better, for costs lower is better).")
