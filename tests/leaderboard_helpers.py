@@ -23,6 +23,14 @@ def make_record(template: dict, method: str, seed: int, *, family: str = "logit"
     d.update(method=method, seed=seed, family=family, protocol=protocol,
              protocol_hash=protocol_hash, smoke=smoke, method_source=f"methods/{method}.py")
     m = d["metrics"]
+    # Neutral defaults: no sanity verdict, no AutoAttack, unless a test asks for them.
+    m.update(sanity_checks=None, unreliable=None, unreliable_reasons=[], autoattack_acc=None)
+    m["attacks"]["autoattack"] = None
+    if metrics.get("autoattack_acc") is not None:
+        m["attacks"]["autoattack"] = {"library": "pyautoattack", "version": "standard", "seed": 0}
+    if metrics.get("unreliable") is not None and "sanity_checks" not in metrics:
+        metrics["sanity_checks"] = [{"name": "pgd_not_weaker_than_fgsm",
+                                     "passed": not metrics["unreliable"], "detail": "test"}]
     m.update(clean_acc=clean, fgsm_acc=fgsm, pgd_acc=pgd,
              robust_acc=min(clean, fgsm, pgd, metrics.get("autoattack_acc") or 100.0),
              corruptions={"gaussian_noise": list(noise)}, corruptions_acc=statistics.fmean(noise))

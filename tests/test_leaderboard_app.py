@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 from leaderboard.data import RESULTS_DIR_ENV
-from leaderboard_helpers import make_record, standard_results, write
+from leaderboard_helpers import MNIST5K_HASH, make_record, standard_results, write
 
 APP = str(REPO / "leaderboard" / "app.py")
 # Element types whose text Streamlit renders as Markdown: record strings must never be in them.
@@ -79,7 +79,7 @@ def test_protocol_switch_never_mixes_versions(monkeypatch, record_template, resu
                                protocol_hash="1" * 16, clean=55.0))
     at = run_app(monkeypatch, results)
     protocol = at.sidebar.selectbox[0]
-    assert [o for o in protocol.options] == ["mnist5k · 5ad89a36", "mnist5k · 00000000 (outdated "
+    assert [o for o in protocol.options] == [f"mnist5k · {MNIST5K_HASH[:8]}", "mnist5k · 00000000 (outdated "
                                              "definition)", "cifar10 · 11111111 (not registered "
                                              "in this kdbench)"]
     assert 11.0 not in list(board(at)["clean"])
