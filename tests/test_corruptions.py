@@ -357,4 +357,7 @@ def test_same_images_on_cuda(name, rgb):
     cpu = corr.apply(name, rgb, 3, seed=0)
     gpu = corr.apply(name, rgb.cuda(), 3, seed=0)
     assert gpu.device.type == "cuda"
-    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=0)
+    # Same draws; the arithmetic differs in the last bits, which can move one of spatter's 8-bit
+    # floors (and so its shading around that pixel): allow a few such values.
+    off = (gpu.cpu() - cpu).abs() > 1e-4
+    assert off.float().mean().item() < 1e-3

@@ -83,25 +83,51 @@ def filter2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect",
     """Correlate every channel of every image with one odd-sized 2-D kernel (cv2.filter2D),
     through a sparse pixel operator with the border folded in.
 
-    With exact=False a rank-1 kernel (a blurred point or square) is split by SVD into two 1-D
-    passes, which is faster but not bit-exact: callers that round or compare the result (Canny,
-    uint8 emulation) keep exact=True.
+    With exact=False a kernel of rank 1 or 2 (a blurred point, square or cross) is split by SVD
+    into separable passes, which is faster but not bit-exact: callers that round or compare the
+    result (Canny, uint8 emulation) keep exact=True.
     """
     if not exact:
         u, s, vh = torch.linalg.svd(kernel.double())
-        if len(s) == 1 or s[1] <= 1e-12 * s[0]:
-            return separable(x, u[:, 0] * s[0].sqrt(), mode, vh[0] * s[0].sqrt())
+        rank = int((s > 1e-12 * s[0]).sum())
+        if rank <= 2:
+            scale = s[:rank].sqrt()
+            terms = [separable(x, u[:, i] * scale[i], mode, vh[i] * scale[i]) for i in range(rank)]
+            return terms[0] if rank == 1 else terms[0].add_(terms[1])
     op = filter_operator(x.shape[2], x.shape[3], _key(kernel), mode, x.dtype)
     return apply_pixel_operator(x, op.to(x.device))
 
 
 def separable(x: torch.Tensor, kernel: torch.Tensor, mode: str,
               row_kernel: torch.Tensor | None = None) -> torch.Tensor:
-    """Correlate columns with `kernel` and rows with `row_kernel` (default: the same kernel), as
-    two small matmuls; the border is folded into the matrices."""
+    """Correlate columns with `kernel` and rows with `row_kernel` (default: the same kernel).
+
+    Short kernels are shifted-slice sums over an F.pad copy; long ones, or borders F.pad lacks,
+    two small matmuls with the border folded into the matrices (on CPU both beat a
+    single-channel conv2d by far).
+    """
     k = tuple(kernel.double().tolist())
     kr = k if row_kernel is None else tuple(row_kernel.double().tolist())
-    return resample(x, conv_matrix(x.shape[2], k, mode), conv_matrix(x.shape[3], kr, mode))
+    h, w = x.shape[-2:]
+    r, q = len(k) // 2, len(kr) // 2
+    short = max(len(k), len(kr)) <= SHIFT_ADD_TAPS
+    if short and mode in ("reflect", "replicate") and r < h and q < w:
+        padded = F.pad(x, (q, q, r, r), mode=mode)
+        cols = _weighted_slices(padded, k, h, dim=-2)
+        return _weighted_slices(cols, kr, w, dim=-1)
+    return resample(x, conv_matrix(h, k, mode), conv_matrix(w, kr, mode))
+
+
+SHIFT_ADD_TAPS = 3  # measured: 1.7x faster than the matmuls at 3 taps, slower from 5 on
+
+
+def _weighted_slices(x: torch.Tensor, weights: tuple[float, ...], size: int,
+                     dim: int) -> torch.Tensor:
+    out = x.narrow(dim, 0, size) * weights[0]
+    for t in range(1, len(weights)):
+        if weights[t]:
+            out.add_(x.narrow(dim, t, size), alpha=weights[t])
+    return out
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "replicate",

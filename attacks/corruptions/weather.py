@@ -107,6 +107,7 @@ def snow(x: torch.Tensor, severity: int, gen: torch.Generator) -> torch.Tensor:
 
 
 WATER = (175 / 255, 238 / 255, 238 / 255)  # pale turquoise
+MUD = (63 / 255, 42 / 255, 20 / 255)
 EMBOSS = torch.tensor([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=torch.float64)
 ONES3 = torch.ones(3)
 
@@ -128,7 +129,6 @@ def box_mean3(x: torch.Tensor) -> torch.Tensor:
     """cv2.blur(x, (3, 3)): the exact integer sum, then one multiplication by 1/9 as cv2 does,
     so that the floor/round after it lands where cv2's does."""
     return filters.separable(x, ONES3, "reflect") * (1 / 9)
-MUD = (63 / 255, 42 / 255, 20 / 255)
 
 
 @corruption
