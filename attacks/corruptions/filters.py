@@ -228,15 +228,17 @@ def apply_pixel_operator(x: torch.Tensor, op: torch.Tensor) -> torch.Tensor:
 
 
 def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor,
-                min_weight: float = 1e-5, chunk: int = 128) -> torch.Tensor:
-    """ImageMagick's MotionBlurImage with one angle (degrees) per image, as the original uses it.
+                min_weight: float = 1e-5) -> torch.Tensor:
+    """ImageMagick's MotionBlurImage with one angle (degrees, (N,) on CPU) per image, as the
+    original uses it.
 
     ImageMagick averages 2*ceil(radius)+1 pixels along a ray from each pixel, at integer offsets
     round(i*cos a), round(i*sin a) with one-sided Gaussian weights exp(-i^2 / 2 sigma^2), edge
     pixels repeating past the border. Taps lighter than `min_weight` of the first are dropped (and
     the rest renormalised): they change a pixel by less than 1e-4 and cost as much as the others.
-    Each tap copies every image's shifted window out of one padded view; `chunk` images at a time
-    keep those copies in cache (3x faster on CPU than whole-batch passes).
+
+    With the images sorted by angle, every tap's offset is constant over runs of images, so each
+    tap is a few plain slices of one padded copy: no per-pixel gathers.
     """
     n, c, h, w = x.shape
     width = 2 * math.ceil(radius) + 1
@@ -244,20 +246,25 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
     weights = torch.exp(-(i**2) / (2 * sigma**2))
     keep = weights >= min_weight
     i, weights = i[keep], (weights[keep] / weights[keep].sum()).tolist()
-    theta = torch.deg2rad(angle.double())[:, None]  # (N,) on CPU: offsets are indices
+    order = torch.argsort(angle)
+    theta = torch.deg2rad(angle[order].double())[:, None]
     dy = torch.ceil(i * torch.sin(theta) - 0.5).long()  # ceil(v - 0.5): ImageMagick's rounding
     dx = torch.ceil(i * torch.cos(theta) - 0.5).long()
     r = int(max(dy.abs().max(), dx.abs().max()))
-    windows = F.pad(x, (r, r, r, r), mode="replicate").unfold(2, h, 1).unfold(3, w, 1)
-    dy, dx = (dy + r).to(x.device), (dx + r).to(x.device)
-    out = []
-    for part in torch.arange(n, device=x.device).split(chunk):
-        rows, cols = dy[part], dx[part]
-        acc = windows[part, :, rows[:, 0], cols[:, 0]] * weights[0]
-        for t in range(1, len(weights)):
-            acc.add_(windows[part, :, rows[:, t], cols[:, t]], alpha=weights[t])
-        out.append(acc)
-    return torch.cat(out)
+    dy, dx = dy + r, dx + r
+    padded = F.pad(x[order.to(x.device)], (r, r, r, r), mode="replicate")
+    out = torch.empty_like(x)
+    for t, weight in enumerate(weights):
+        offset = dy[:, t] * (2 * r + 1) + dx[:, t]
+        cuts = ((offset[1:] != offset[:-1]).nonzero()[:, 0] + 1).tolist()
+        for a, b in zip([0, *cuts], [*cuts, n]):
+            oy, ox = int(dy[a, t]), int(dx[a, t])
+            window = padded[a:b, :, oy:oy + h, ox:ox + w]
+            if t == 0:
+                torch.mul(window, weight, out=out[a:b])
+            else:
+                out[a:b].add_(window, alpha=weight)
+    return out[torch.argsort(order).to(x.device)]
 
 
 SMOOTH, DIFF = torch.tensor([1.0, 2.0, 1.0]), torch.tensor([-1.0, 0.0, 1.0])  # Sobel's factors
