@@ -50,6 +50,20 @@ class TransferSource:
         return self._cache[key]
 
 
+class CorruptedTestSet:
+    """The corrupted test images, generated once per run (per process) and shared by every
+    model: each model sees exactly the same images, and generation is paid once."""
+
+    def __init__(self, x: torch.Tensor, seed: int):
+        self.x, self.seed = x, seed
+        self._cache: dict[tuple[str, int], torch.Tensor] = {}
+
+    def get(self, name: str, severity: int) -> torch.Tensor:
+        if (name, severity) not in self._cache:
+            self._cache[(name, severity)] = corr.apply(name, self.x, severity, self.seed)
+        return self._cache[(name, severity)]
+
+
 @dataclass
 class EvalContext:
     protocol: Protocol
@@ -59,6 +73,7 @@ class EvalContext:
     reporter: Reporter
     full: bool = False  # also run AutoAttack
     transfer: TransferSource | None = None  # None when the model is the transfer source itself
+    corrupted: CorruptedTestSet | None = None
     masks: dict[str, torch.Tensor] = field(default_factory=dict)  # attacks at the protocol eps
 
     @property
@@ -218,11 +233,12 @@ class Corruptions:
     def __call__(self, model: nn.Module, ctx: EvalContext) -> dict:
         e = ctx.protocol.eval
         table: dict[str, list[float]] = {}
+        corrupted = ctx.corrupted or CorruptedTestSet(ctx.x, e.seed)
         with ctx.reporter.task("corruptions", total=len(e.corruptions) * len(e.severities)) as bar:
             for name in e.corruptions:
                 table[name] = []
                 for s in e.severities:
-                    xc = corr.apply(name, ctx.x, s, e.seed)
+                    xc = corrupted.get(name, s)
                     table[name].append(pct(predict(model, xc, ctx.batch_size) == ctx.y))
                     bar.advance()
         values = [a for accs in table.values() for a in accs]
@@ -244,14 +260,15 @@ DEFAULT_EVALUATORS: tuple[Evaluator, ...] = (
 
 def evaluate(model: nn.Module, protocol: Protocol, x: torch.Tensor, y: torch.Tensor,
              device: str, reporter: Reporter, *, full: bool = False,
-             transfer: TransferSource | None = None,
+             transfer: TransferSource | None = None, corrupted: CorruptedTestSet | None = None,
              evaluators: tuple[Evaluator, ...] = DEFAULT_EVALUATORS) -> dict:
     """Run every evaluator on `model` (final weights, eval mode); returns the metrics section."""
     model.eval()
     requires_grad = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():  # attacks need input gradients only
         p.requires_grad_(False)
-    ctx = EvalContext(protocol, x.to(device), y.to(device), device, reporter, full, transfer)
+    ctx = EvalContext(protocol, x.to(device), y.to(device), device, reporter, full, transfer,
+                      corrupted)
     metrics: dict = {}
     try:
         for ev in evaluators:

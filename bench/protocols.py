@@ -120,6 +120,12 @@ def parse_eps(label: str) -> float:
         raise ValueError(f"not an eps: {label!r} (write 0.1 or 8/255)") from None
 
 
+# Hendrycks & Dietterich 2019: the 15 benchmark corruptions and the 4 held-out extras.
+CIFAR10_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
+             "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
+             "elastic_transform", "pixelate", "jpeg_compression")
+CIFAR10_C_EXTRAS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+
 PROTOCOLS: dict[str, Callable[[], Protocol]] = {}
 
 
@@ -172,7 +178,7 @@ def mnist5k() -> Protocol:
             pgd_step_size=0.01,
             pgd_random_start=True,
             pgd_restarts=1,
-            corruptions=("gaussian_noise",),
+            corruptions=CIFAR10_C + CIFAR10_C_EXTRAS,  # at CIFAR-10-C's parameters
             severities=(1, 2, 3, 4, 5),
             eps_curve=("0.02", "0.05", "0.1", "0.15", "0.2", "0.3"),
             sanity_large_eps="0.5",  # half the pixel range: any image can be turned mid-grey

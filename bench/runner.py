@@ -23,7 +23,7 @@ from bench import models as zoo
 from bench.data import Split, load_split
 from bench.engine import TeacherOutputs, TrainStats, build_method, train
 from bench.errors import MethodError, UsageError
-from bench.evaluate import TransferSource, evaluate, measure_efficiency
+from bench.evaluate import CorruptedTestSet, TransferSource, evaluate, measure_efficiency
 from bench.models import build_model
 from bench.progress import Reporter
 from bench.protocols import Protocol
@@ -110,6 +110,7 @@ class JobContext:
     teacher_stats: TrainStats
     teacher_outputs: TeacherOutputs
     transfer: TransferSource
+    corrupted: CorruptedTestSet
     reporter: Reporter = field(default_factory=lambda: Reporter(quiet=True))
     efficiency: dict[str, dict] = field(default_factory=dict)  # per architecture
 
@@ -119,7 +120,9 @@ class JobContext:
         split = load_split(cfg.protocol, cfg.data_dir).to(cfg.device)
         teacher, stats, _ = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter)
         return cls(cfg, split, teacher, stats, TeacherOutputs(teacher, split.x_train),
-                   TransferSource(teacher, "teacher"), reporter, efficiency or {})
+                   TransferSource(teacher, "teacher"),
+                   CorruptedTestSet(split.x_test, cfg.protocol.eval.seed), reporter,
+                   efficiency or {})
 
     def measure_efficiency(self) -> None:
         """Size, FLOPs and latency of both architectures, measured before any job runs."""
@@ -136,7 +139,7 @@ def _record(ctx: JobContext, model: torch.nn.Module, *, arch: str, method: str, 
             transfer: TransferSource | None) -> Record:
     cfg, t0 = ctx.cfg, time.perf_counter()
     metrics = evaluate(model, cfg.protocol, ctx.split.x_test, ctx.split.y_test, cfg.device,
-                       ctx.reporter, full=cfg.full, transfer=transfer)
+                       ctx.reporter, full=cfg.full, transfer=transfer, corrupted=ctx.corrupted)
     metrics["efficiency"] = ctx.efficiency[arch]
     return Record(
         protocol=cfg.protocol.name, protocol_hash=cfg.protocol.hash, smoke=cfg.protocol.smoke,
