@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.augment import for_epoch
 from bench.errors import DataError
 from bench.protocols import Protocol
 
@@ -34,10 +35,11 @@ class Split:
 
 @dataclass(frozen=True)
 class Batch:
-    x: torch.Tensor  # clean inputs in [0, 1]
+    x: torch.Tensor  # clean inputs in [0, 1] (augmented when the protocol augments)
     y: torch.Tensor
     index: torch.Tensor  # positions in the training set: the key of the teacher-output cache
     x_adv: torch.Tensor | None = None  # set by a method's perturb() hook
+    augmented: bool = False  # x is a random transform of the stored example, not the example
 
 
 def stratified_split(y: np.ndarray, n_train: int, n_test: int, seed: int
@@ -100,9 +102,14 @@ def load_split(protocol: Protocol, data_dir: Path | None = None) -> Split:
 
 
 def train_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                  generator: torch.Generator) -> Iterator[Batch]:
-    """One epoch of shuffled mini-batches; the last partial batch is kept."""
+                  generator: torch.Generator, augmentation: str = "none") -> Iterator[Batch]:
+    """One epoch of shuffled mini-batches, augmented as the protocol says (bench/augment.py);
+    the last partial batch is kept."""
     order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    augment = for_epoch(augmentation, x.shape[0], generator, x.device)
     for start in range(0, x.shape[0], batch_size):
         idx = order[start:start + batch_size]
-        yield Batch(x[idx], y[idx], idx)
+        if augment is None:
+            yield Batch(x[idx], y[idx], idx)
+        else:
+            yield Batch(augment(x[idx], start, start + len(idx)), y[idx], idx, augmented=True)

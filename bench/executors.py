@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
+from bench import gpu_speed
 from bench.progress import Reporter
 from bench.runner import Job, JobContext, JobOutcome, RunConfig, run_job
 
@@ -24,6 +25,7 @@ def configure_torch(cfg: RunConfig) -> None:
     torch.set_num_threads(cfg.threads)
     if cfg.device == "cpu":
         torch.use_deterministic_algorithms(True)
+    gpu_speed.configure(cfg.device)
 
 
 class InProcess:

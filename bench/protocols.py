@@ -83,6 +83,11 @@ class Protocol:
     student_recipe: TrainRecipe
     seeds: tuple[int, ...]  # every method is trained once per seed
     eval: EvalSuite
+    # Random training-input augmentation, drawn per epoch from the job's generator
+    # (bench/augment.py): "none", or "crop-flip" (random crop after 4-pixel zero padding, and a
+    # horizontal flip with probability 1/2). Under augmentation the teacher's outputs are
+    # computed on every batch instead of once (bench/teacher_source.py).
+    augmentation: str = "none"
     smoke: bool = False  # a shrunken copy for "does it run?" checks; never a leaderboard result
 
     @property
