@@ -68,6 +68,7 @@ def run(
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset directory, for protocols whose data lives on disk.")] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="1 epoch, 200 test images: 'does my method run?'. Records are never leaderboard results.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Also run AutoAttack (reference implementation, standard version): slow.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the teacher and students for training (CUDA only; the first epochs pay the compile time).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Jobs run at once, in worker processes [default: one per core on CPU, 1 on GPU].")] = None,
     threads: Annotated[int, typer.Option(help="torch threads per job; records are reproducible for the same value.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI, logs).")] = False,
@@ -86,12 +87,14 @@ def run(
     if threads < 1 or (workers is not None and workers < 1):
         raise UsageError("--threads and --workers must be at least 1")
     dev = _device(device)
+    if compile and dev != "cuda":
+        raise UsageError("--compile is for CUDA runs (it compiles for the GPU); drop it on CPU")
     cfg = runner.RunConfig(
         protocol=p, methods=tuple(_csv(methods) or runner.available_methods()),
         seeds=tuple(chosen_seeds), device=dev,
         results_dir=results_dir or (SMOKE_RESULTS if smoke else DEFAULT_RESULTS),
         cache_dir=cache_dir, data_dir=data_dir, full=full,
-        workers=workers or default_workers(dev), threads=threads)
+        workers=workers or default_workers(dev), threads=threads, compile=compile)
     configure_torch(cfg)
     reporter = Reporter(quiet=quiet)
     reporter.log(f"kdbench run: protocol {p.name} ({p.hash}{', smoke' if smoke else ''}), "

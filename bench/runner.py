@@ -21,15 +21,17 @@ import torch
 import methods
 from bench import models as zoo
 from bench.data import Split, load_split
-from bench.engine import TeacherOutputs, TrainStats, build_method, train
+from bench.engine import TrainStats, build_method, train
 from bench.errors import MethodError, UsageError
 from bench.evaluate import CorruptedTestSet, TransferSource, evaluate, measure_efficiency
+from bench.gpu_speed import compile_for_training
 from bench.models import build_model
 from bench.progress import Reporter
 from bench.protocols import Protocol
 from bench.provenance import environment, relative_to_repo
 from bench.records import Record, write_record
 from bench.teacher import get_teacher
+from bench.teacher_source import TeacherSource, teacher_source
 from methods.api import MethodSpec
 
 TEACHER = "teacher"  # the reference row of the protocol's teacher itself
@@ -47,6 +49,7 @@ class RunConfig:
     full: bool = False  # also run AutoAttack (slow)
     workers: int = 1  # jobs run at once (processes)
     threads: int = 1  # torch threads per job; part of what makes a record reproducible
+    compile: bool = False  # torch.compile the networks being trained (CUDA only)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class JobContext:
     split: Split
     teacher: torch.nn.Module
     teacher_stats: TrainStats
-    teacher_outputs: TeacherOutputs
+    teacher_outputs: TeacherSource  # index cache, or online under augmentation
     transfer: TransferSource
     corrupted: CorruptedTestSet
     reporter: Reporter = field(default_factory=lambda: Reporter(quiet=True))
@@ -118,10 +121,12 @@ class JobContext:
     def build(cls, cfg: RunConfig, reporter: Reporter,
               efficiency: dict[str, dict] | None = None) -> JobContext:
         split = load_split(cfg.protocol, cfg.data_dir).to(cfg.device)
-        teacher, stats, _ = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter)
-        return cls(cfg, split, teacher, stats, TeacherOutputs(teacher, split.x_train),
+        teacher, stats, _ = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter,
+                                        compile=cfg.compile)
+        return cls(cfg, split, teacher, stats, teacher_source(cfg.protocol, teacher, split.x_train),
                    TransferSource(teacher, "teacher"),
-                   CorruptedTestSet(split.x_test, cfg.protocol.eval.seed), reporter,
+                   CorruptedTestSet(split.x_test, cfg.protocol.eval.seed,
+                                    split.corruption_files), reporter,
                    efficiency or {})
 
     def measure_efficiency(self) -> None:
@@ -170,9 +175,10 @@ def run_student(ctx: JobContext, spec: MethodSpec, seed: int) -> Record:
     hparams = spec.default_hparams()
     teacher = ctx.teacher if spec.cls.uses_teacher else None
     method = build_method(spec.cls, hparams, p, student, teacher, ctx.split.x_train)
-    stats = train(student, method, p.student_recipe, ctx.split.x_train, ctx.split.y_train, seed,
+    stats = train(compile_for_training(student, cfg.compile), method, p.student_recipe,
+                  ctx.split.x_train, ctx.split.y_train, seed,
                   ctx.teacher_outputs if teacher is not None else None, ctx.reporter,
-                  label=f"{spec.name} seed {seed}")
+                  label=f"{spec.name} seed {seed}", augmentation=p.augmentation)
     return _record(ctx, student, arch=p.student_arch, method=spec.name, family=spec.cls.family,
                    hparams=hparams.model_dump(), source=spec.cls.source_file(), seed=seed,
                    stats=stats, started=started, transfer=ctx.transfer)
