@@ -42,14 +42,14 @@ class Cifar10C:
         for s in self.severities:
             block = np.asarray(self._rows(labels, s), dtype=np.int64)
             if not np.array_equal(block, y_test):
-                raise DataError(f"{self.folder}/labels.npy: severity {s} does not list the CIFAR-10 "
-                                f"test labels in order; CIFAR-10-C must be the test set of the "
-                                f"CIFAR-10 in use")
+                raise DataError(f"{self.folder}/labels.npy: severity {s} does not list the "
+                                "CIFAR-10 test labels in order; CIFAR-10-C must be the test set "
+                                "of the CIFAR-10 in use")
         for name in self.names:
             a = self._open(name)
             if a.dtype != np.uint8 or a.shape[1:] != (32, 32, 3) or a.shape[0] != labels.shape[0]:
-                raise DataError(f"{self.folder}/{name}.npy: expected ({labels.shape[0]}, 32, 32, 3) "
-                                f"uint8 like labels.npy, got {a.dtype} {a.shape}")
+                raise DataError(f"{self.folder}/{name}.npy: expected ({labels.shape[0]}, 32, 32, "
+                                f"3) uint8 like labels.npy, got {a.dtype} {a.shape}")
 
     @classmethod
     def find(cls, data_dir: Path, y_test: np.ndarray, corruptions: Sequence[str],
@@ -60,9 +60,9 @@ class Cifar10C:
         if not names:
             return None
         if not (folder / "labels.npy").is_file():
-            raise DataError(f"{folder} holds corruption files but no labels.npy; add it (it is part "
-                            "of the CIFAR-10-C archive) or move the folder away to generate the "
-                            "corruptions instead")
+            raise DataError(f"{folder} holds corruption files but no labels.npy; add it (it is "
+                            "part of the CIFAR-10-C archive) or move the folder away to generate "
+                            "the corruptions instead")
         return cls(folder, names, y_test, severities)
 
     def _per_severity(self, what: str, length: int) -> int:

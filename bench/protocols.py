@@ -228,8 +228,7 @@ def cifar10() -> Protocol:
         student_arch="resnet9-quarter",  # the same at widths 16-32-64-128, 413k (16x smaller)
         # The fast fixed recipe of DAWNBench's ResNet-9 (94 % in 24 epochs at batch 512, peak LR
         # 0.4, weight decay 5e-4, Nesterov), shortened. No label smoothing: a teacher trained with
-        # it distils worse (Mueller et al. 2019), and the student recipe must be the same for
-        # every method.
+        # it distils worse (Mueller et al. 2019), and a student's loss is its method's to choose.
         teacher_recipe=TrainRecipe(epochs=15, batch_size=512, lr=0.4),
         teacher_seed=0,
         student_recipe=TrainRecipe(epochs=15, batch_size=512, lr=0.4),

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.data import Split
 import methods
+from bench.data import Split
 from bench.engine import TrainStats, build_method, train
 from bench.errors import KdbenchError
 from bench.gpu_speed import compile_for_training

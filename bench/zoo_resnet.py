@@ -73,6 +73,6 @@ def resnet9(widths: Sequence[int]):
     def build(p: Protocol) -> nn.Module:
         c, h, w = p.input_shape
         if h != w or h % 8:
-            raise ValueError(f"ResNet-9 needs square inputs with a side divisible by 8, not {h}x{w}")
+            raise ValueError(f"ResNet-9 needs square inputs, side divisible by 8, not {h}x{w}")
         return ResNet9(widths, c, p.num_classes, h, p.mean, p.std)
     return build

@@ -67,7 +67,7 @@ def test_md5_is_checked_unless_skipped(cifar_dir, monkeypatch):
 
 
 def test_too_little_data_for_the_protocol_is_a_clear_error(cifar_dir, skip_md5):
-    with pytest.raises(DataError, match="holds 100 training images; protocol 'cifar10' needs 50000"):
+    with pytest.raises(DataError, match="100 training images; protocol 'cifar10' needs 50000"):
         load_split(get_protocol("cifar10"), cifar_dir)
 
 
