@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="measure the --smoke version")
     ap.add_argument("--methods", default=None, help="comma-separated [default: all registered]")
     ap.add_argument("--compile", action="store_true", help="torch.compile for training (CUDA)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads, as `kdbench run --threads` [default: 1]")
     ap.add_argument("--json", type=Path, default=None, help="also write the report here")
     a = ap.parse_args(argv)
     device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -248,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.compile and device != "cuda":
         print("error: --compile is for CUDA runs", file=sys.stderr)
         return 2
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    torch.set_num_threads(a.threads)
     cuda = device == "cuda"
     r = measure(a.protocol, device, a.n_train or (10240 if cuda else 64),
                 a.n_eval or (2000 if cuda else 32), a.smoke,
