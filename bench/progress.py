@@ -14,7 +14,7 @@ def make_console(stderr: bool = False) -> Console:
     """Messages never wrap (one greppable line each); tables get room in logs and pipes."""
     console = Console(stderr=stderr, soft_wrap=True)
     if not console.is_terminal:
-        console = Console(stderr=stderr, soft_wrap=True, width=160)
+        console = Console(stderr=stderr, soft_wrap=True, width=200)
     return console
 
 
