@@ -11,10 +11,13 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from bench import faults
+from bench.checkpoints import load_checkpoint, save_checkpoint
 from bench.data import Batch, train_batches
 from bench.errors import MethodError
 from bench.features import Outputs, TappedModel
@@ -28,7 +31,7 @@ class TrainStats:
     epochs: int
     steps: int
     final_epoch_loss: float  # mean training loss over the last epoch
-    wall_s: float
+    wall_s: float | None
 
 
 class TeacherOutputs:
@@ -134,8 +137,14 @@ def check_loss(method: Method, loss: object, epoch: int, step: int) -> torch.Ten
 
 def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor,
           y: torch.Tensor, seed: int, teacher_outputs: TeacherOutputs | None = None,
-          reporter: Reporter | None = None, label: str = "train") -> TrainStats:
-    """Train `model` in place with `method`'s loss under `recipe`; returns the final-epoch stats."""
+          reporter: Reporter | None = None, label: str = "train",
+          state_path: Path | None = None, fault_key: str = "") -> TrainStats:
+    """Train `model` in place with `method`'s loss under `recipe`; returns the final-epoch stats.
+
+    With `state_path`, the whole training state (weights, connectors, optimiser, schedule, every
+    random generator, the method's own state) is saved there after each epoch, and a later call
+    resumes from it: the result is bit-identical to an uninterrupted run on CPU.
+    """
     reporter = reporter or Reporter(quiet=True)
     gen = torch.Generator().manual_seed(seed)
     taps = tuple(method.feature_taps)
@@ -151,10 +160,25 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
     opt, sched = make_optimizer(params, recipe, recipe.epochs * steps_per_epoch)
     tapped = TappedModel(model, taps)
     start = time.perf_counter()
-    epoch_loss = float("nan")
+    epoch_loss, first_epoch, earlier_wall = float("nan"), 0, 0.0
+    if state_path is not None and Path(state_path).exists():
+        state = load_checkpoint(state_path, str(x.device))
+        model.load_state_dict(state["model"])
+        if extra is not None:
+            extra.load_state_dict(state["extra"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        gen.set_state(state["gen"])
+        method.load_state_dict(state["method"])
+        first_epoch, epoch_loss, earlier_wall = state["epoch"] + 1, state["loss"], state["wall_s"]
+        reporter.log(f"{label}: resuming after epoch {first_epoch}/{recipe.epochs}")
     try:
         with reporter.task(label, total=recipe.epochs * steps_per_epoch) as bar:
-            for epoch in range(recipe.epochs):
+            bar.advance(first_epoch * steps_per_epoch)
+            for epoch in range(first_epoch, recipe.epochs):
                 method.on_epoch_start(epoch, recipe.epochs)
                 model.train()
                 total, count = 0.0, 0
@@ -173,11 +197,21 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
                     bar.advance()
                 epoch_loss = total / count
                 bar.info(f"epoch {epoch + 1}/{recipe.epochs} loss {epoch_loss:.4f}")
+                if state_path is not None:
+                    save_checkpoint({
+                        "epoch": epoch, "loss": epoch_loss, "model": model.state_dict(),
+                        "extra": extra.state_dict() if extra is not None else {},
+                        "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "rng": torch.get_rng_state(), "gen": gen.get_state(),
+                        "cuda_rng": torch.cuda.get_rng_state() if x.is_cuda else None,
+                        "method": method.state_dict(),
+                        "wall_s": earlier_wall + time.perf_counter() - start}, state_path)
+                faults.reached(f"train-epoch:{fault_key}:{epoch + 1}")
     finally:
         tapped.remove()
     model.eval()
     return TrainStats(recipe.epochs, recipe.epochs * steps_per_epoch, epoch_loss,
-                      time.perf_counter() - start)
+                      earlier_wall + time.perf_counter() - start)
 
 
 def apply_perturb(method: Method, batch: Batch, model: nn.Module, teacher: Outputs | None) -> Batch:
