@@ -13,7 +13,7 @@ install: $(STAMP)
 # Idempotent: reruns only when pyproject.toml changes or the venv is missing.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	@# The torchattacks wheel carries a stale copy of robustbench/ that may overwrite the real
 	@# one depending on install order: put robustbench's own files back, last.
 	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall \

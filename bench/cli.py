@@ -72,6 +72,8 @@ def run(
     threads: Annotated[int, typer.Option(help="torch threads per job; records are reproducible for the same value.")] = 1,
     job_timeout: Annotated[float, typer.Option(help="Seconds a job may take before it is stopped and reported as failed.")] = 3600.0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Rerun every job: ignore up-to-date records, checkpoints and saved training states.")] = False,
+    executor: Annotated[str, typer.Option(help="local (worker processes on this machine) or ray.")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="With --executor ray: join this cluster (HOST:PORT) instead of starting a local instance.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI, logs).")] = False,
 ) -> None:
     """Train the teacher once, distil every method into the student, evaluate, write records."""
@@ -89,13 +91,17 @@ def run(
         raise UsageError("--threads must be at least 1, --workers at least 0, --job-timeout "
                          "positive")
     dev = _device(device)
+    if executor not in ("local", "ray"):
+        raise UsageError(f"--executor must be local or ray, not {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
     cfg = runner.RunConfig(
         protocol=p, methods=tuple(_csv(methods) or runner.available_methods()),
         seeds=tuple(chosen_seeds), device=dev,
         results_dir=results_dir or (SMOKE_RESULTS if smoke else DEFAULT_RESULTS),
         cache_dir=cache_dir, data_dir=data_dir, full=full,
         workers=default_workers(dev) if workers is None else workers, threads=threads,
-        fresh=fresh, job_timeout=job_timeout)
+        fresh=fresh, job_timeout=job_timeout, executor=executor, ray_address=ray_address)
     configure_torch(cfg)
     reporter = Reporter(quiet=quiet)
     reporter.log(f"kdbench run: protocol {p.name} ({p.hash}{', smoke' if smoke else ''}), "

@@ -219,6 +219,9 @@ def default_workers(device: str) -> int:
 
 
 def make_executor(cfg: RunConfig, ctx: JobContext):
+    if cfg.executor == "ray":
+        from bench.ray_executor import RayExecutor
+        return RayExecutor(cfg, ctx.efficiency, ctx.reporter, cfg.ray_address)
     if cfg.workers <= 0:
         return InProcess(ctx)
     return WorkerPool(cfg, ctx.efficiency, ctx.reporter)

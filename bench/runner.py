@@ -60,6 +60,8 @@ class RunConfig:
     threads: int = 1  # torch threads per job; part of what makes a record reproducible
     fresh: bool = False  # ignore finished records, checkpoints and saved training states
     job_timeout: float | None = None  # seconds; a job past it is stopped and reported
+    executor: str = "local"  # "local" (worker processes) or "ray"
+    ray_address: str | None = None  # join this Ray cluster; None starts a local instance
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bench.records import read_record
-from conftest import REPO, kdbench
+from conftest import REPO, comparable, kdbench
 
 METHODS = "baseline,vanilla,adversarial"
 
@@ -27,17 +27,6 @@ def run(results, cache, fault=None, extra=(), timeout=600):
                            "--cache-dir", str(cache), *extra],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout,
                           start_new_session=True)
-
-
-def comparable(path):
-    """A record without what legitimately differs between two runs: timings and timestamps."""
-    d = read_record(path).model_dump(mode="json")
-    d["training"].pop("wall_s")
-    d.pop("eval_wall_s")
-    for k in ("started_at", "finished_at", "git_commit"):
-        d["provenance"].pop(k)
-    eff = d["metrics"].pop("efficiency")
-    return d, (eff["params"], eff["size_bytes"], eff["flops"])
 
 
 @pytest.fixture(scope="module")
