@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.kdbench-installed
 
-.PHONY: install bench smoke test test-all perf doctor clean
+.PHONY: install bench smoke test test-slow test-all perf doctor clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ smoke: install
 
 test: install
 	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
 
 test-all: install
 	$(BIN)/python -m pytest
