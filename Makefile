@@ -6,14 +6,14 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.kdbench-installed
 
-.PHONY: install bench smoke test test-all perf perf-gpu doctor clean
+.PHONY: install bench smoke test test-slow test-all perf perf-gpu doctor clean
 
 install: $(STAMP)
 
 # Idempotent: reruns only when pyproject.toml changes or the venv is missing.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	@# The torchattacks wheel carries a stale copy of robustbench/ that may overwrite the real
 	@# one depending on install order: put robustbench's own files back, last.
 	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall \
@@ -29,6 +29,9 @@ smoke: install
 
 test: install
 	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
 
 test-all: install
 	$(BIN)/python -m pytest

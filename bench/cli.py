@@ -66,11 +66,15 @@ def run(
     results_dir: Annotated[Optional[Path], typer.Option(help="Where records go [default: results, or .kdbench/smoke-results with --smoke].")] = None,
     cache_dir: Annotated[Path, typer.Option(help="Where the trained teacher is cached.")] = DEFAULT_CACHE,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset directory, for protocols whose data lives on disk.")] = None,
-    smoke: Annotated[bool, typer.Option("--smoke", help="1 epoch, 200 test images: 'does my method run?'. Records are never leaderboard results.")] = False,
+    smoke: Annotated[bool, typer.Option("--smoke", help="2 short epochs on 1,000 images, 200 test images: 'does my method run?'. Records are never leaderboard results.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Also run AutoAttack (reference implementation, standard version): slow.")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the teacher and students for training (CUDA only; the first epochs pay the compile time).")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Jobs run at once, in worker processes [default: one per core on CPU, 1 on GPU].")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Jobs run at once, each in a worker process [default: one per core on CPU, 1 on GPU]; 0 runs them in this process (debugging: no time limit).")] = None,
     threads: Annotated[int, typer.Option(help="torch threads per job; records are reproducible for the same value.")] = 1,
+    job_timeout: Annotated[float, typer.Option(help="Seconds a job may take before it is stopped and reported as failed.")] = 3600.0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Rerun every job: ignore up-to-date records, checkpoints and saved training states.")] = False,
+    executor: Annotated[str, typer.Option(help="local (worker processes on this machine) or ray.")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="With --executor ray: join this cluster (HOST:PORT) instead of starting a local instance.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI, logs).")] = False,
 ) -> None:
     """Train the teacher once, distil every method into the student, evaluate, write records."""
@@ -84,27 +88,39 @@ def run(
     if smoke:
         p = p.for_smoke()
     chosen_seeds = _seeds(seeds) or list(p.seeds)
-    if threads < 1 or (workers is not None and workers < 1):
-        raise UsageError("--threads and --workers must be at least 1")
+    if threads < 1 or (workers is not None and workers < 0) or job_timeout <= 0:
+        raise UsageError("--threads must be at least 1, --workers at least 0, --job-timeout "
+                         "positive")
     dev = _device(device)
     if compile and dev != "cuda":
         raise UsageError("--compile is for CUDA runs (it compiles for the GPU); drop it on CPU")
+    if executor not in ("local", "ray"):
+        raise UsageError(f"--executor must be local or ray, not {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
     cfg = runner.RunConfig(
         protocol=p, methods=tuple(_csv(methods) or runner.available_methods()),
         seeds=tuple(chosen_seeds), device=dev,
         results_dir=results_dir or (SMOKE_RESULTS if smoke else DEFAULT_RESULTS),
         cache_dir=cache_dir, data_dir=data_dir, full=full,
-        workers=workers or default_workers(dev), threads=threads, compile=compile)
+        workers=default_workers(dev) if workers is None else workers, threads=threads,
+        fresh=fresh, job_timeout=job_timeout, executor=executor, ray_address=ray_address,
+        compile=compile)
     configure_torch(cfg)
     reporter = Reporter(quiet=quiet)
     reporter.log(f"kdbench run: protocol {p.name} ({p.hash}{', smoke' if smoke else ''}), "
-                 f"seeds {list(cfg.seeds)}, device {dev}, {cfg.workers} worker(s) x "
-                 f"{cfg.threads} thread(s), records -> {cfg.results_dir}")
+                 f"seeds {list(cfg.seeds)}, device {dev}, "
+                 f"{cfg.workers or 'no'} worker process(es) x {cfg.threads} thread(s), "
+                 f"records -> {cfg.results_dir}")
+    finished: list = []
     try:
-        outcomes = runner.run(cfg, reporter)
+        outcomes = runner.run(cfg, reporter, on_outcome=finished.append)
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: records written so far are complete; rerun the same "
-                  "command to run the jobs again")
+        done = [f"{o.method} seed {o.seed}" for o in finished if o.record is not None]
+        err.print(f"[yellow]interrupted[/]: {len(done)} job(s) finished and recorded"
+                  f"{': ' + ', '.join(done) if done else ''}. Nothing half-written was kept. "
+                  "Rerun the same command to resume: finished jobs are skipped, interrupted "
+                  "ones continue from their last completed epoch.", highlight=False)
         raise typer.Exit(130) from None
     done = [o.record for o in outcomes if o.record is not None]
     if done:
@@ -163,20 +179,102 @@ def validate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Record files or directories [default: results].")] = None,
     allow_smoke: Annotated[bool, typer.Option("--allow-smoke", help="Accept --smoke records.")] = False,
 ) -> None:
-    """Check result records: schema, ranges, protocol and hash, file layout."""
-    from bench.records import find_records
-    from bench.validate import check_record
-    files = find_records(paths or [DEFAULT_RESULTS])
-    if not files:
-        raise UsageError(f"no records (seed-*.json) under {', '.join(map(str, paths or [DEFAULT_RESULTS]))}")
-    bad = 0
+    """Check records and entries: schema, ranges, protocol and hash, layout, duplicates, and
+    each entry.json against the seed records beside it. Exits 1 on any problem."""
+    from bench.records import find_entries, find_records
+    from bench.submission import entry_problems
+    from bench.validate import check_record, duplicate_problems
+    roots = paths or [DEFAULT_RESULTS]
+    files, entries = find_records(roots), find_entries(roots)
+    if not files and not entries:
+        raise UsageError(f"no records (seed-*.json) under {', '.join(map(str, roots))}")
+    bad, checked = set(), []
     for f in files:
-        _, problems = check_record(f, allow_smoke=allow_smoke)
+        rec, problems = check_record(f, allow_smoke=allow_smoke)
+        if rec is not None:
+            checked.append((f, rec))
         for msg in problems:
             err.print(f"[red]invalid[/] {msg}", highlight=False)
-        bad += bool(problems)
-    out.print(f"{len(files) - bad} valid, {bad} invalid record(s)")
+            bad.add(f)
+    for msg in duplicate_problems(checked):
+        err.print(f"[red]invalid[/] {msg}", highlight=False)
+        bad.add(msg.split(":")[0])
+    for f in entries:
+        for msg in entry_problems(f):
+            err.print(f"[red]invalid[/] {msg}", highlight=False)
+            bad.add(f)
+    out.print(f"{len(files) + len(entries) - len(bad)} valid, {len(bad)} invalid file(s) "
+              f"({len(files)} record(s), {len(entries)} entr{'y' if len(entries) == 1 else 'ies'})")
     if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def submit(
+    method: Annotated[str, typer.Option(help="The method to submit.")],
+    protocol: Annotated[str, typer.Option(help="Its protocol.")] = DEFAULT_PROTOCOL,
+    results_dir: Annotated[Path, typer.Option(help="Where its records are.")] = DEFAULT_RESULTS,
+) -> None:
+    """Check a method's records are complete and current, then write its leaderboard entry."""
+    import methods as registry
+    from bench import __version__, summary
+    from bench.records import checkpoint_path, record_path
+    from bench.runner import TEACHER
+    from bench.submission import build_entry, completeness_problems, protocol_seeds, write_entry
+    p = get_protocol(protocol)
+    specs, _ = registry.discover()
+    if method != TEACHER and method not in specs:
+        raise UsageError(f"unknown method {method!r}; available: {', '.join(sorted(specs))}")
+    source_sha = None if method == TEACHER else specs[method].cls.source_hash()
+    records, problems, rerun = completeness_problems(p, method, source_sha, results_dir)
+    if problems:
+        err.print(f"[red]{method} is not ready to submit[/] under {p.name} ({p.hash}):",
+                  highlight=False)
+        for msg in problems:
+            err.print(f"  - {msg}", highlight=False)
+        seeds = ",".join(map(str, rerun))
+        err.print(f"run: kdbench run --protocol {p.name} --methods {method} --seeds {seeds} "
+                  f"--results-dir {results_dir}, then submit again", highlight=False)
+        raise typer.Exit(1)
+    path = write_entry(build_entry(records, __version__), results_dir)
+    out.print(summary.table(records, title=f"{method} on {p.name} ({p.hash})"))
+    files = [path] + [record_path(results_dir, p.name, method, s) for s in protocol_seeds(p, method)]
+    files += [checkpoint_path(results_dir, p.name, method, s) for s in protocol_seeds(p, method)]
+    if method != TEACHER:
+        from bench.provenance import relative_to_repo
+        src = specs[method].cls.source_file()
+        test = src.parent.parent / "tests" / f"test_method_{method}.py"
+        files = [Path(relative_to_repo(src))] + ([Path(relative_to_repo(test))] if test.exists()
+                                                   else []) + files
+    out.print(f"wrote {path}\n\nFor the pull request, add these files:")
+    for f in files:
+        out.print(f"  {f}", highlight=False)
+    out.print("and paste the table above into its description. CI runs `kdbench validate`; a "
+              "maintainer runs `kdbench verify` on a record to mark it verified.")
+
+
+@app.command()
+def verify(
+    record: Annotated[Path, typer.Argument(help="The record (seed-N.json) to verify.")],
+    device: Annotated[str, typer.Option(help="cpu, cuda, or auto.")] = "cpu",
+    tolerance: Annotated[float, typer.Option(help="Allowed difference, percentage points.")] = 0.5,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset directory, for protocols whose data lives on disk.")] = None,
+) -> None:
+    """Reload a record's checkpoint (weights only), re-evaluate clean and PGD accuracy, and mark
+    the record verified when both match within the tolerance."""
+    from bench.verify import verify as run_verify
+    if not record.exists():
+        raise UsageError(f"{record}: no such file")
+    rec, v = run_verify(record, _device(device), tolerance, data_dir)
+    for name, got, want in (("clean", v.clean_acc, rec.metrics.clean_acc),
+                            ("PGD", v.pgd_acc, rec.metrics.pgd_acc)):
+        out.print(f"{name}: recorded {want:.2f}%, re-evaluated {got:.2f}% "
+                  f"(difference {abs(got - want):.2f} pts)")
+    if v.ok:
+        out.print(f"[green]verified[/] within {tolerance} pts; written to {record}")
+    else:
+        err.print(f"[red]mismatch[/]: beyond the {tolerance} pts tolerance; {record} now says "
+                  "verification failed", highlight=False)
         raise typer.Exit(1)
 
 

@@ -11,13 +11,15 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from bench import faults, gpu_speed
+from bench.checkpoints import load_checkpoint, save_checkpoint
 from bench.data import Batch, train_batches
-from bench import gpu_speed
 from bench.errors import MethodError
 from bench.features import Outputs, TappedModel
 from bench.progress import Reporter
@@ -33,7 +35,7 @@ class TrainStats:
     epochs: int
     steps: int
     final_epoch_loss: float  # mean training loss over the last epoch
-    wall_s: float
+    wall_s: float | None
 
 
 class TeacherOutputs:
@@ -150,12 +152,18 @@ def check_loss(method: Method, loss: object, epoch: int, step: int, finite: bool
 def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor,
           y: torch.Tensor, seed: int, teacher_outputs: TeacherSource | None = None,
           reporter: Reporter | None = None, label: str = "train",
+          state_path: Path | None = None, fault_key: str = "",
           augmentation: str = "none") -> TrainStats:
     """Train `model` in place with `method`'s loss under `recipe`; returns the final-epoch stats.
 
+    With `state_path`, the whole training state (weights, connectors, optimiser, schedule, every
+    random generator, the method's own state) is saved there after each epoch, and a later call
+    resumes from it: the result is bit-identical to an uninterrupted run on CPU.
+
     `augmentation` is the protocol's (bench/augment.py). On CUDA the forward passes run under
     bf16 autocast and the loss is checked for finiteness once per epoch rather than per step
-    (each check is a host sync that stalls the GPU; bench/gpu_speed.py)."""
+    (each check is a host sync that stalls the GPU; bench/gpu_speed.py).
+    """
     reporter = reporter or Reporter(quiet=True)
     gen = torch.Generator().manual_seed(seed)
     taps = tuple(method.feature_taps)
@@ -171,11 +179,26 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
     opt, sched = make_optimizer(params, recipe, recipe.epochs * steps_per_epoch)
     tapped = TappedModel(model, taps)
     start = time.perf_counter()
-    epoch_loss = float("nan")
     sync_each_step = gpu_speed.checks_every_step(x.device)
+    epoch_loss, first_epoch, earlier_wall = float("nan"), 0, 0.0
+    if state_path is not None and Path(state_path).exists():
+        state = load_checkpoint(state_path, str(x.device))
+        model.load_state_dict(state["model"])
+        if extra is not None:
+            extra.load_state_dict(state["extra"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        gen.set_state(state["gen"])
+        method.load_state_dict(state["method"])
+        first_epoch, epoch_loss, earlier_wall = state["epoch"] + 1, state["loss"], state["wall_s"]
+        reporter.log(f"{label}: resuming after epoch {first_epoch}/{recipe.epochs}")
     try:
         with reporter.task(label, total=recipe.epochs * steps_per_epoch) as bar:
-            for epoch in range(recipe.epochs):
+            bar.advance(first_epoch * steps_per_epoch)
+            for epoch in range(first_epoch, recipe.epochs):
                 method.on_epoch_start(epoch, recipe.epochs)
                 model.train()
                 total, count = 0.0, 0
@@ -205,11 +228,21 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
                                       f"{epoch + 1}; check for log(0), division by zero or an "
                                       "exploding learning signal")
                 bar.info(f"epoch {epoch + 1}/{recipe.epochs} loss {epoch_loss:.4f}")
+                if state_path is not None:
+                    save_checkpoint({
+                        "epoch": epoch, "loss": epoch_loss, "model": model.state_dict(),
+                        "extra": extra.state_dict() if extra is not None else {},
+                        "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "rng": torch.get_rng_state(), "gen": gen.get_state(),
+                        "cuda_rng": torch.cuda.get_rng_state() if x.is_cuda else None,
+                        "method": method.state_dict(),
+                        "wall_s": earlier_wall + time.perf_counter() - start}, state_path)
+                faults.reached(f"train-epoch:{fault_key}:{epoch + 1}")
     finally:
         tapped.remove()
     model.eval()
     return TrainStats(recipe.epochs, recipe.epochs * steps_per_epoch, epoch_loss,
-                      time.perf_counter() - start)
+                      earlier_wall + time.perf_counter() - start)
 
 
 def apply_perturb(method: Method, batch: Batch, model: nn.Module, teacher: Outputs | None) -> Batch:

@@ -19,7 +19,7 @@ from attacks import corruptions as corr
 from attacks import sanity
 from attacks.adversarial import make_attack, predict, robust_mask
 from attacks.autoattack import autoattack_mask
-from bench import efficiency
+from bench import efficiency, faults
 from bench.cifar10c import Cifar10C
 from bench.progress import Reporter
 from bench.protocols import Protocol, parse_eps
@@ -267,7 +267,7 @@ DEFAULT_EVALUATORS: tuple[Evaluator, ...] = (
 def evaluate(model: nn.Module, protocol: Protocol, x: torch.Tensor, y: torch.Tensor,
              device: str, reporter: Reporter, *, full: bool = False,
              transfer: TransferSource | None = None, corrupted: CorruptedTestSet | None = None,
-             evaluators: tuple[Evaluator, ...] = DEFAULT_EVALUATORS) -> dict:
+             evaluators: tuple[Evaluator, ...] = DEFAULT_EVALUATORS, fault_key: str = "") -> dict:
     """Run every evaluator on `model` (final weights, eval mode); returns the metrics section."""
     model.eval()
     requires_grad = [p.requires_grad for p in model.parameters()]
@@ -278,6 +278,7 @@ def evaluate(model: nn.Module, protocol: Protocol, x: torch.Tensor, y: torch.Ten
     metrics: dict = {}
     try:
         for ev in evaluators:
+            faults.reached(f"eval:{fault_key}:{ev.name}")
             metrics.update(ev(model, ctx))
     finally:
         for p, r in zip(model.parameters(), requires_grad):

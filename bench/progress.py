@@ -14,7 +14,7 @@ def make_console(stderr: bool = False) -> Console:
     """Messages never wrap (one greppable line each); tables get room in logs and pipes."""
     console = Console(stderr=stderr, soft_wrap=True)
     if not console.is_terminal:
-        console = Console(stderr=stderr, soft_wrap=True, width=160)
+        console = Console(stderr=stderr, soft_wrap=True, width=200)
     return console
 
 
@@ -45,17 +45,20 @@ class Reporter:
             finally:
                 self._progress = None
 
+    def bar(self, description: str, total: int) -> Task:
+        """A bar to `advance()`, `info()`, `reset()` and finally `close()`."""
+        if self._progress is None:
+            return Task(None, None)
+        return Task(self._progress, self._progress.add_task(description, total=total, info=""))
+
     @contextlib.contextmanager
     def task(self, description: str, total: int) -> Iterator[Task]:
-        """A bar that disappears when done; `advance()` it and `info()` it."""
-        if self._progress is None:
-            yield Task(None, None)
-            return
-        tid = self._progress.add_task(description, total=total, info="")
+        """A bar that disappears when done."""
+        bar = self.bar(description, total)
         try:
-            yield Task(self._progress, tid)
+            yield bar
         finally:
-            self._progress.remove_task(tid)
+            bar.close()
 
 
 class Task:
@@ -69,3 +72,13 @@ class Task:
     def info(self, text: str) -> None:
         if self._p is not None:
             self._p.update(self._tid, info=text)
+
+    def reset(self, description: str, total: int, completed: int = 0, info: str = "") -> None:
+        if self._p is not None:
+            self._p.reset(self._tid, total=total, completed=completed, description=description,
+                          info=info)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.remove_task(self._tid)
+            self._p = None

@@ -113,15 +113,16 @@ class Protocol:
         return dataclasses.asdict(self)
 
     def for_smoke(self) -> Protocol:
-        """The same pipeline on a budget of seconds: one epoch, a few hundred test images (and
-        whatever else the protocol's `smoke_budget` shrinks)."""
+        """The same pipeline on a budget of seconds: two short epochs (so that resuming after an
+        epoch is exercised), a few hundred test images (and whatever else the protocol's
+        `smoke_budget` shrinks)."""
         b = self.smoke_budget
         return dataclasses.replace(
             self,
-            n_train=min(self.n_train, b.n_train or self.n_train),
+            n_train=min(self.n_train, b.n_train or 100 * self.num_classes),
             n_test=min(self.n_test, b.n_test),
-            teacher_recipe=dataclasses.replace(self.teacher_recipe, epochs=1),
-            student_recipe=dataclasses.replace(self.student_recipe, epochs=1),
+            teacher_recipe=dataclasses.replace(self.teacher_recipe, epochs=2),
+            student_recipe=dataclasses.replace(self.student_recipe, epochs=2),
             seeds=self.seeds[:1],
             eval=dataclasses.replace(self.eval, pgd_steps=min(self.eval.pgd_steps, 5),
                                      eval_batch_size=200, latency_min_run_time=0.05,
@@ -153,9 +154,13 @@ PROTOCOLS: dict[str, Callable[[], Protocol]] = {}
 
 def register_protocol(fn: Callable[[], Protocol]) -> Callable[[], Protocol]:
     """Register a protocol constructor under the name of the protocol it returns."""
-    name = fn().name
+    protocol = fn()
+    name = protocol.name
     if name in PROTOCOLS:
         raise ValueError(f"protocol {name!r} is registered twice")
+    if len(set(protocol.seeds)) < 3:
+        raise ValueError(f"protocol {name!r} has {len(set(protocol.seeds))} seed(s); results "
+                         "need at least 3 to report a spread")
     PROTOCOLS[name] = fn
     return fn
 

@@ -143,7 +143,7 @@ class Training(Strict):
     epochs: PositiveInt
     steps: PositiveInt
     final_epoch_loss: float
-    wall_s: NonNegativeFloat
+    wall_s: NonNegativeFloat | None  # None: trained by an earlier, interrupted run
 
     @model_validator(mode="after")
     def _finite(self):
@@ -170,6 +170,26 @@ class Provenance(Strict):
     finished_at: datetime
 
 
+class CheckpointRef(Strict):
+    """The evaluated weights, next to the record: <results-dir>/<protocol>/<method>/seed-<n>.pt"""
+
+    file: str  # relative to the results directory
+    sha256: Sha
+    bytes: PositiveInt
+
+
+class Verification(Strict):
+    """Written by `kdbench verify`: the checkpoint re-evaluated and compared with the record."""
+
+    ok: bool
+    clean_acc: Pct  # as re-evaluated
+    pgd_acc: Pct
+    tolerance: NonNegativeFloat  # percentage points
+    verified_at: datetime
+    kdbench: str
+    device: str
+
+
 class Record(Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     protocol: str
@@ -185,10 +205,16 @@ class Record(Strict):
     training: Training
     eval_wall_s: NonNegativeFloat
     provenance: Provenance
+    checkpoint: CheckpointRef | None = None
+    verification: Verification | None = None
 
 
 def record_path(results_dir: Path, protocol: str, method: str, seed: int) -> Path:
     return Path(results_dir) / protocol / method / f"seed-{seed}.json"
+
+
+def checkpoint_path(results_dir: Path, protocol: str, method: str, seed: int) -> Path:
+    return Path(results_dir) / protocol / method / f"seed-{seed}.pt"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -238,14 +264,27 @@ def read_record(path: Path) -> Record:
         raise RecordError(f"{path}: {problems}{more}") from None
 
 
-def find_records(paths: list[Path]) -> list[Path]:
-    """Record files under the given files and directories, sorted."""
-    found: list[Path] = []
+def _find(paths: list[Path], pattern: str) -> list[Path]:
+    found: dict[Path, None] = {}  # ordered, and each file once however it was named
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(p.rglob("seed-*.json")))
+            found.update(dict.fromkeys(sorted(p.rglob(pattern))))
         elif p.exists():
-            found.append(p)
+            if p.match(pattern):
+                found[p] = None
         else:
             raise RecordError(f"{p}: no such file or directory")
-    return found
+    unique: dict[Path, Path] = {}
+    for f in found:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
+
+
+def find_records(paths: list[Path]) -> list[Path]:
+    """Record files (seed-*.json) under the given files and directories, sorted, each once."""
+    return _find(paths, "seed-*.json")
+
+
+def find_entries(paths: list[Path]) -> list[Path]:
+    """Leaderboard entries (entry.json) under the given files and directories."""
+    return _find(paths, "entry.json")

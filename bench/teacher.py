@@ -9,15 +9,13 @@ different one.
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 import methods
+from bench.checkpoints import load_checkpoint, save_checkpoint
 from bench.data import Split
 from bench.engine import TrainStats, build_method, train
 from bench.errors import KdbenchError
@@ -43,33 +41,6 @@ def teacher_checkpoint(cache_dir: Path, protocol: Protocol) -> Path:
     key = (f"{protocol.name}-{protocol.hash}-{arch_source_hash(protocol.teacher_arch)}-"
            f"{teacher_method(protocol).source_hash()[:8]}")
     return Path(cache_dir) / "teachers" / f"{key}.pt"
-
-
-def save_checkpoint(obj: dict, path: Path) -> None:
-    """torch.save through a temporary file and a rename: never a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            buf = io.BytesIO()
-            torch.save(obj, buf)
-            f.write(buf.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: Path, device: str = "cpu") -> dict:
-    """Tensors and plain data only: weights_only=True refuses pickles that carry code."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise KdbenchError(f"{path}: not a loadable kdbench checkpoint ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}); delete it to retrain"
-                           ) from None
 
 
 def get_teacher(protocol: Protocol, split: Split, cache_dir: Path, device: str,

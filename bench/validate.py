@@ -40,3 +40,21 @@ def check_record(path: Path, allow_smoke: bool = False) -> tuple[Record | None, 
                             f"registered {rec.protocol!r} protocol ({registered.hash}); the record "
                             "was made under another protocol definition and must be rerun")
     return rec, problems
+
+
+def duplicate_problems(checked: list[tuple[Path, Record]]) -> list[str]:
+    """The same job recorded twice, or one result filed under two method names."""
+    problems, jobs, weights = [], {}, {}
+    for path, rec in checked:
+        job = (rec.protocol, rec.protocol_hash, rec.method, rec.seed)
+        if job in jobs:
+            problems.append(f"{path}: duplicate of {jobs[job]} ({rec.method} seed {rec.seed} "
+                            "recorded twice)")
+        jobs.setdefault(job, path)
+        if rec.checkpoint is not None:
+            other = weights.get(rec.checkpoint.sha256)
+            if other is not None and other[1] != rec.method:
+                problems.append(f"{path}: its checkpoint is identical to that of {other[0]} "
+                                f"(method {other[1]!r}): one result filed under two names")
+            weights.setdefault(rec.checkpoint.sha256, (path, rec.method))
+    return problems

@@ -13,6 +13,9 @@ engine gives it a `Step`; it returns a scalar loss. Optional hooks, each with a 
 - `perturb()`        a per-batch input transform, e.g. adversarial examples crafted against the
                      student. Runs with the student in eval mode; the result is `step.batch.x_adv`.
 - `on_epoch_start()` to change behaviour over training (e.g. stage-wise schedules).
+- `state_dict()` / `load_state_dict()` for state kept across steps outside `extra_modules()` (an
+                     EMA, a memory bank), so an interrupted run resumes exactly. Tensors and plain
+                     data only.
 
 Teacher outputs are always on the clean inputs `batch.x` (augmented, when the protocol augments).
 Without augmentation they come from a cache computed once per run, so a KD step costs little more
@@ -108,6 +111,12 @@ class Method:
 
     def loss(self, step: Step) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement loss(step)")
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
     # -- bookkeeping, not for overriding --------------------------------------------------
     @classmethod

@@ -42,6 +42,18 @@ def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def comparable(path: Path) -> tuple[dict, tuple]:
+    """A record without what legitimately differs between two runs: timings and timestamps."""
+    from bench.records import read_record
+    d = read_record(path).model_dump(mode="json")
+    d["training"].pop("wall_s")
+    d.pop("eval_wall_s")
+    for k in ("started_at", "finished_at", "git_commit"):
+        d["provenance"].pop(k)
+    eff = d["metrics"].pop("efficiency")
+    return d, (eff["params"], eff["size_bytes"], eff["flops"])
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """One `kdbench run --smoke` of every built-in method; its dirs and the finished process."""

@@ -41,6 +41,7 @@ def tiny_model() -> nn.Module:
     return model.eval()
 
 
+@pytest.mark.slow  # AutoAttack runs twice on CPU: ~40 s alone, minutes on a busy machine
 def test_clean_and_autoattack_accuracy_match_robustbench(cifar_dir):
     import_robustbench()
     from robustbench.data import load_cifar10

@@ -64,10 +64,22 @@ def test_smoke_protocol_is_a_different_protocol(protocol):
     smoke = protocol.for_smoke()
     assert smoke.smoke and not protocol.smoke
     assert smoke.hash != protocol.hash
-    assert smoke.student_recipe.epochs == 1 and smoke.n_test <= 200
+    assert smoke.student_recipe.epochs == 2 and smoke.n_test <= 200 and smoke.n_train == 1000
 
 
 def test_protocols_are_frozen(protocol):
     with pytest.raises(dataclasses.FrozenInstanceError):
         protocol.n_test = 5
     assert isinstance(protocol, Protocol)
+
+
+def test_every_registered_protocol_has_at_least_three_seeds():
+    assert all(len(set(fn().seeds)) >= 3 for fn in PROTOCOLS.values())
+
+
+def test_registering_a_protocol_with_fewer_than_three_seeds_fails(protocol):
+    from bench.protocols import register_protocol
+    one_seed = dataclasses.replace(protocol, name="one-seed", seeds=(0,))
+    with pytest.raises(ValueError, match="at least 3"):
+        register_protocol(lambda: one_seed)
+    assert "one-seed" not in PROTOCOLS

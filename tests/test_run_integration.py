@@ -16,7 +16,7 @@ def test_smoke_run_writes_a_valid_record_per_job(smoke_run):
     assert check.returncode == 0, check.stderr
     for name in expected:
         rec = read_record(results / name / "seed-0.json")
-        assert rec.smoke and rec.training.epochs == 1
+        assert rec.smoke and rec.training.epochs == 2
         assert rec.metrics.efficiency.gpu is None and rec.metrics.efficiency.gpu_absent_reason
         assert rec.provenance.torch.startswith("2.14")
     assert read_record(results / "vanilla" / "seed-0.json").hparams == {"T": 4.0, "alpha": 0.9}
