@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.kdbench-installed
 
-.PHONY: install bench smoke test test-slow test-all perf doctor clean
+.PHONY: install bench smoke test test-slow test-all perf perf-gpu doctor clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ test-all: install
 
 perf: install
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only -s
+
+# Throughput of the cifar10 protocol's parts on the GPU, and the estimated wall time of one seed
+# of its full benchmark (bench/perf.py); writes perf-gpu.json too.
+perf-gpu: install
+	$(BIN)/python -m bench.perf --device cuda --protocol cifar10 --json perf-gpu.json
 
 doctor: install
 	$(BIN)/kdbench doctor

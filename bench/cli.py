@@ -68,6 +68,7 @@ def run(
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset directory, for protocols whose data lives on disk.")] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="2 short epochs on 1,000 images, 200 test images: 'does my method run?'. Records are never leaderboard results.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Also run AutoAttack (reference implementation, standard version): slow.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the teacher and students for training (CUDA only; the first epochs pay the compile time).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Jobs run at once, each in a worker process [default: one per core on CPU, 1 on GPU]; 0 runs them in this process (debugging: no time limit).")] = None,
     threads: Annotated[int, typer.Option(help="torch threads per job; records are reproducible for the same value.")] = 1,
     job_timeout: Annotated[float, typer.Option(help="Seconds a job may take before it is stopped and reported as failed.")] = 3600.0,
@@ -91,6 +92,8 @@ def run(
         raise UsageError("--threads must be at least 1, --workers at least 0, --job-timeout "
                          "positive")
     dev = _device(device)
+    if compile and dev != "cuda":
+        raise UsageError("--compile is for CUDA runs (it compiles for the GPU); drop it on CPU")
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor must be local or ray, not {executor!r}")
     if ray_address is not None and executor != "ray":
@@ -101,7 +104,8 @@ def run(
         results_dir=results_dir or (SMOKE_RESULTS if smoke else DEFAULT_RESULTS),
         cache_dir=cache_dir, data_dir=data_dir, full=full,
         workers=default_workers(dev) if workers is None else workers, threads=threads,
-        fresh=fresh, job_timeout=job_timeout, executor=executor, ray_address=ray_address)
+        fresh=fresh, job_timeout=job_timeout, executor=executor, ray_address=ray_address,
+        compile=compile)
     configure_torch(cfg)
     reporter = Reporter(quiet=quiet)
     reporter.log(f"kdbench run: protocol {p.name} ({p.hash}{', smoke' if smoke else ''}), "

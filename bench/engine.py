@@ -12,11 +12,12 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from bench import faults
+from bench import faults, gpu_speed
 from bench.checkpoints import load_checkpoint, save_checkpoint
 from bench.data import Batch, train_batches
 from bench.errors import MethodError
@@ -24,6 +25,9 @@ from bench.features import Outputs, TappedModel
 from bench.progress import Reporter
 from bench.protocols import Protocol, TrainRecipe
 from methods.api import Method, MethodContext, Step
+
+if TYPE_CHECKING:
+    from bench.teacher_source import TeacherSource
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,8 @@ class TeacherOutputs:
     """The teacher's logits and tapped features on every training input, computed once.
 
     Valid because the protocol's training inputs are deterministic (no random augmentation); the
-    methods' own input transforms only ever change what the student sees.
+    methods' own input transforms only ever change what the student sees. Protocols that augment
+    use bench.teacher_source.OnlineTeacher instead.
     """
 
     def __init__(self, teacher: nn.Module, x: torch.Tensor, batch_size: int = 1000):
@@ -66,6 +71,13 @@ class TeacherOutputs:
 
     def lookup(self, index: torch.Tensor, taps: tuple[str, ...]) -> Outputs:
         return Outputs(self.logits[index], {t: self.features[t][index] for t in taps})
+
+    def outputs(self, batch: Batch, taps: tuple[str, ...]) -> Outputs:
+        """The teacher source interface (bench/teacher_source.py)."""
+        if batch.augmented:
+            raise ValueError("the teacher-output cache holds outputs on the stored examples; an "
+                             "augmented batch needs bench.teacher_source.OnlineTeacher")
+        return self.lookup(batch.index, taps)
 
 
 def feature_shapes(model: nn.Module, taps: tuple[str, ...], example: torch.Tensor
@@ -115,7 +127,9 @@ def build_method(spec_cls: type[Method], hparams, protocol: Protocol, student: n
     return spec_cls(hparams, ctx)
 
 
-def check_loss(method: Method, loss: object, epoch: int, step: int) -> torch.Tensor:
+def check_loss(method: Method, loss: object, epoch: int, step: int, finite: bool = True
+               ) -> torch.Tensor:
+    """The loss is a scalar with a gradient, and (when `finite`, which costs a host sync) finite."""
     where = f"at epoch {epoch + 1}, step {step + 1}"
     if not isinstance(loss, torch.Tensor):
         raise MethodError(method.name, str(method.source_file()),
@@ -128,7 +142,7 @@ def check_loss(method: Method, loss: object, epoch: int, step: int) -> torch.Ten
         raise MethodError(method.name, str(method.source_file()),
                           f"loss() returned a tensor with no gradient ({where}); it must depend "
                           "on the student's outputs")
-    if not math.isfinite(loss.item()):
+    if finite and not math.isfinite(loss.item()):
         raise MethodError(method.name, str(method.source_file()),
                           f"loss() returned {loss.item()} {where}; check for log(0), division "
                           "by zero or an exploding learning signal")
@@ -136,14 +150,19 @@ def check_loss(method: Method, loss: object, epoch: int, step: int) -> torch.Ten
 
 
 def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor,
-          y: torch.Tensor, seed: int, teacher_outputs: TeacherOutputs | None = None,
+          y: torch.Tensor, seed: int, teacher_outputs: TeacherSource | None = None,
           reporter: Reporter | None = None, label: str = "train",
-          state_path: Path | None = None, fault_key: str = "") -> TrainStats:
+          state_path: Path | None = None, fault_key: str = "",
+          augmentation: str = "none") -> TrainStats:
     """Train `model` in place with `method`'s loss under `recipe`; returns the final-epoch stats.
 
     With `state_path`, the whole training state (weights, connectors, optimiser, schedule, every
     random generator, the method's own state) is saved there after each epoch, and a later call
     resumes from it: the result is bit-identical to an uninterrupted run on CPU.
+
+    `augmentation` is the protocol's (bench/augment.py). On CUDA the forward passes run under
+    bf16 autocast and the loss is checked for finiteness once per epoch rather than per step
+    (each check is a host sync that stalls the GPU; bench/gpu_speed.py).
     """
     reporter = reporter or Reporter(quiet=True)
     gen = torch.Generator().manual_seed(seed)
@@ -160,6 +179,7 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
     opt, sched = make_optimizer(params, recipe, recipe.epochs * steps_per_epoch)
     tapped = TappedModel(model, taps)
     start = time.perf_counter()
+    sync_each_step = gpu_speed.checks_every_step(x.device)
     epoch_loss, first_epoch, earlier_wall = float("nan"), 0, 0.0
     if state_path is not None and Path(state_path).exists():
         state = load_checkpoint(state_path, str(x.device))
@@ -182,20 +202,31 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
                 method.on_epoch_start(epoch, recipe.epochs)
                 model.train()
                 total, count = 0.0, 0
-                for i, batch in enumerate(train_batches(x, y, recipe.batch_size, gen)):
-                    teacher = (teacher_outputs.lookup(batch.index, taps)
+                for i, batch in enumerate(train_batches(x, y, recipe.batch_size, gen,
+                                                        augmentation)):
+                    teacher = (teacher_outputs.outputs(batch, taps)
                                if method.uses_teacher else None)
-                    batch = apply_perturb(method, batch, model, teacher)
-                    loss = check_loss(method, method.loss(Step(batch, teacher, tapped, epoch,
-                                                                recipe.epochs)), epoch, i)
+                    with gpu_speed.autocast(x.device):
+                        batch = apply_perturb(method, batch, model, teacher)
+                        loss = check_loss(method, method.loss(Step(batch, teacher, tapped, epoch,
+                                                                    recipe.epochs)), epoch, i,
+                                          finite=sync_each_step)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
                     sched.step()
-                    total += loss.item() * batch.y.shape[0]
+                    if sync_each_step:
+                        total += loss.item() * batch.y.shape[0]
+                    else:  # summed on the device; read once per epoch
+                        total = total + loss.detach().float() * batch.y.shape[0]
                     count += batch.y.shape[0]
                     bar.advance()
-                epoch_loss = total / count
+                epoch_loss = float(total) / count
+                if not math.isfinite(epoch_loss):  # CUDA; on CPU the step's check raised already
+                    raise MethodError(method.name, str(method.source_file()),
+                                      f"loss() returned non-finite values during epoch "
+                                      f"{epoch + 1}; check for log(0), division by zero or an "
+                                      "exploding learning signal")
                 bar.info(f"epoch {epoch + 1}/{recipe.epochs} loss {epoch_loss:.4f}")
                 if state_path is not None:
                     save_checkpoint({

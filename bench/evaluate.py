@@ -20,6 +20,7 @@ from attacks import sanity
 from attacks.adversarial import make_attack, predict, robust_mask
 from attacks.autoattack import autoattack_mask
 from bench import efficiency, faults
+from bench.cifar10c import Cifar10C
 from bench.progress import Reporter
 from bench.protocols import Protocol, parse_eps
 
@@ -52,15 +53,20 @@ class TransferSource:
 
 class CorruptedTestSet:
     """The corrupted test images, generated once per run (per process) and shared by every
-    model: each model sees exactly the same images, and generation is paid once."""
+    model: each model sees exactly the same images, and generation is paid once. Corruptions
+    that `files` holds (CIFAR-10-C, bench/cifar10c.py) are read from them instead."""
 
-    def __init__(self, x: torch.Tensor, seed: int):
-        self.x, self.seed = x, seed
+    def __init__(self, x: torch.Tensor, seed: int, files: Cifar10C | None = None):
+        self.x, self.seed, self.files = x, seed, files
         self._cache: dict[tuple[str, int], torch.Tensor] = {}
 
     def get(self, name: str, severity: int) -> torch.Tensor:
         if (name, severity) not in self._cache:
-            self._cache[(name, severity)] = corr.apply(name, self.x, severity, self.seed)
+            if self.files is not None and name in self.files:
+                xc = self.files.read(name, severity)[:len(self.x)].to(self.x.device)
+            else:
+                xc = corr.apply(name, self.x, severity, self.seed)
+            self._cache[(name, severity)] = xc
         return self._cache[(name, severity)]
 
 

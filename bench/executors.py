@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection, wait
 
 import torch
 
+from bench import gpu_speed
 from bench.errors import KdbenchError
 from bench.progress import Reporter, Task
 from bench.runner import Job, JobContext, JobOutcome, RunConfig, run_job
@@ -34,6 +35,7 @@ def configure_torch(cfg: RunConfig) -> None:
     torch.set_num_threads(cfg.threads)
     if cfg.device == "cpu":
         torch.use_deterministic_algorithms(True)
+    gpu_speed.configure(cfg.device)
 
 
 class InProcess:

@@ -16,17 +16,9 @@ import torch
 from torch import nn
 
 from bench.errors import UsageError
+from bench.normalize import Normalize
 from bench.protocols import Protocol
-
-
-class Normalize(nn.Module):
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+from bench.zoo_resnet import resnet9
 
 
 def conv_stage(c_in: int, c_out: int) -> nn.Sequential:
@@ -70,6 +62,9 @@ def _convnet(widths: Sequence[int]) -> Callable[[Protocol], nn.Module]:
 ARCHS: dict[str, Callable[[Protocol], nn.Module]] = {
     "cnn-teacher": _convnet((32, 64, 128)),
     "cnn-student": _convnet((8, 16, 32)),
+    # cifar10 (bench/zoo_resnet.py): the DAWNBench ResNet-9 and a quarter-width copy of it.
+    "resnet9": resnet9((64, 128, 256, 512)),
+    "resnet9-quarter": resnet9((16, 32, 64, 128)),
 }
 
 
@@ -90,6 +85,7 @@ def count_params(model: nn.Module) -> int:
 
 def arch_source_hash(arch: str) -> str:
     """Hash of the code that builds `arch`: a cached teacher is stale when it changes."""
-    model = ARCHS[arch]
-    src = inspect.getsource(inspect.getmodule(model))  # the whole zoo module, conservatively
+    modules = {inspect.getmodule(ARCHS[arch]), inspect.getmodule(Normalize)}
+    # Whole modules, conservatively: the builder's and the normalisation every model starts with.
+    src = "".join(inspect.getsource(m) for m in sorted(modules, key=lambda m: m.__name__))
     return hashlib.sha256(src.encode()).hexdigest()[:16]

@@ -65,6 +65,15 @@ class EvalSuite:
 
 
 @dataclass(frozen=True)
+class SmokeBudget:
+    """How far `--smoke` shrinks a protocol: seconds on a laptop CPU, the same pipeline."""
+
+    n_train: int | None = None  # training examples; None keeps the protocol's
+    n_test: int = 200  # at most this many test examples
+    severities: tuple[int, ...] | None = None  # corruption severities; None keeps the protocol's
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     description: str
@@ -83,6 +92,15 @@ class Protocol:
     student_recipe: TrainRecipe
     seeds: tuple[int, ...]  # every method is trained once per seed
     eval: EvalSuite
+    # Random training-input augmentation, drawn per epoch from the job's generator
+    # (bench/augment.py): "none", or "crop-flip" (random crop after 4-pixel zero padding, and a
+    # horizontal flip with probability 1/2). Under augmentation the teacher's outputs are
+    # computed on every batch instead of once (bench/teacher_source.py).
+    augmentation: str = "none"
+    # The registered method whose loss trains the teacher (a method that uses no teacher):
+    # "baseline" (cross-entropy) or "pgd_at" (PGD adversarial training).
+    teacher_method: str = "baseline"
+    smoke_budget: SmokeBudget = field(default_factory=SmokeBudget)
     smoke: bool = False  # a shrunken copy for "does it run?" checks; never a leaderboard result
 
     @property
@@ -96,11 +114,13 @@ class Protocol:
 
     def for_smoke(self) -> Protocol:
         """The same pipeline on a budget of seconds: two short epochs (so that resuming after an
-        epoch is exercised), a few hundred test images."""
+        epoch is exercised), a few hundred test images (and whatever else the protocol's
+        `smoke_budget` shrinks)."""
+        b = self.smoke_budget
         return dataclasses.replace(
             self,
-            n_train=min(self.n_train, 100 * self.num_classes),
-            n_test=min(self.n_test, 200),
+            n_train=min(self.n_train, b.n_train or 100 * self.num_classes),
+            n_test=min(self.n_test, b.n_test),
             teacher_recipe=dataclasses.replace(self.teacher_recipe, epochs=2),
             student_recipe=dataclasses.replace(self.student_recipe, epochs=2),
             seeds=self.seeds[:1],
@@ -108,7 +128,8 @@ class Protocol:
                                      eval_batch_size=200, latency_min_run_time=0.05,
                                      latency_batch_sizes=(1, 32), curve_steps=3, curve_n=100,
                                      sanity_n=100, square_n=50, square_queries=30,
-                                     autoattack_n=50),
+                                     autoattack_n=50,
+                                     severities=b.severities or self.eval.severities),
             smoke=True,
         )
 
@@ -189,4 +210,65 @@ def mnist5k() -> Protocol:
             eps_curve=("0.02", "0.05", "0.1", "0.15", "0.2", "0.3"),
             sanity_large_eps="0.5",  # half the pixel range: any image can be turned mid-grey
         ),
+    )
+
+
+# The standard protocol: CIFAR-10 from --data-dir (bench/cifar.py), sized so that one seed of the
+# whole benchmark (teacher, every method, the full evaluation) fits in about 10 minutes on one
+# GPU; `make perf-gpu` measures the parts and estimates the total (bench/perf.py).
+@register_protocol
+def cifar10() -> Protocol:
+    return Protocol(
+        name="cifar10",
+        description="CIFAR-10 from --data-dir; ResNet-9 teacher, quarter-width student; one GPU",
+        dataset="cifar10",
+        n_train=50000,  # the official training set
+        n_test=10000,  # the official test set, in order (RobustBench evaluates its first n too)
+        split_seed=0,  # unused: the split is the official one
+        input_shape=(3, 32, 32),
+        num_classes=10,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2471, 0.2435, 0.2616),
+        teacher_arch="resnet9",  # DAWNBench ResNet-9 (Page 2018), 64-128-256-512, 6.57M parameters
+        student_arch="resnet9-quarter",  # the same at widths 16-32-64-128, 413k (16x smaller)
+        # The fast fixed recipe of DAWNBench's ResNet-9 (94 % in 24 epochs at batch 512, peak LR
+        # 0.4, weight decay 5e-4, Nesterov), shortened. No label smoothing: a teacher trained with
+        # it distils worse (Mueller et al. 2019), and a student's loss is its method's to choose.
+        teacher_recipe=TrainRecipe(epochs=15, batch_size=512, lr=0.4),
+        teacher_seed=0,
+        student_recipe=TrainRecipe(epochs=15, batch_size=512, lr=0.4),
+        seeds=(0, 1, 2),
+        eval=EvalSuite(
+            eps=8 / 255,  # the RobustBench CIFAR-10 L-inf threat model
+            eps_label="8/255",
+            pgd_steps=20,
+            pgd_step_size=2 / 255,
+            pgd_random_start=True,
+            pgd_restarts=1,
+            # Read from <data-dir>/CIFAR-10-C where its files are present, generated otherwise.
+            corruptions=CIFAR10_C + CIFAR10_C_EXTRAS,
+            severities=(1, 2, 3, 4, 5),
+            eps_curve=("2/255", "4/255", "8/255", "12/255", "16/255", "32/255"),
+            sanity_large_eps="64/255",  # a quarter of the pixel range
+            eval_batch_size=1000,  # GPU-sized; --smoke uses 200
+        ),
+        augmentation="crop-flip",
+        teacher_method="baseline",
+        # --smoke: 256 training images, 20 test images, severity 3 only: about half a minute on
+        # a 2-core CPU, where the full-width teacher trains at ~150 images/s.
+        smoke_budget=SmokeBudget(n_train=256, n_test=20, severities=(3,)),
+    )
+
+
+@register_protocol
+def cifar10_robust() -> Protocol:
+    """cifar10 with an adversarially trained teacher: the setting robust distillation (ARD,
+    RSLAD) is meant for. The teacher is trained with `pgd_at`'s loss (PGD-10 at the protocol's
+    eps), at half the learning rate, as adversarial training wants a gentler schedule."""
+    return dataclasses.replace(
+        cifar10(),
+        name="cifar10-robust",
+        description="cifar10 with a PGD adversarially trained teacher (robust distillation)",
+        teacher_method="pgd_at",
+        teacher_recipe=TrainRecipe(epochs=15, batch_size=512, lr=0.2),
     )

@@ -29,9 +29,10 @@ import torch
 import methods
 from bench import models as zoo
 from bench.data import Split, load_split
-from bench.engine import TeacherOutputs, TrainStats, build_method, train
+from bench.engine import TrainStats, build_method, train
 from bench.errors import MethodError, UsageError
 from bench.evaluate import CorruptedTestSet, TransferSource, evaluate, measure_efficiency
+from bench.gpu_speed import compile_for_training
 from bench.models import build_model
 from bench.progress import Reporter
 from bench.protocols import Protocol
@@ -41,6 +42,7 @@ from bench.errors import KdbenchError, RecordError
 from bench.records import (Record, checkpoint_path, read_record, record_path,
                            write_record)
 from bench.teacher import get_teacher
+from bench.teacher_source import TeacherSource, teacher_source
 from methods.api import MethodSpec
 
 TEACHER = "teacher"  # the reference row of the protocol's teacher itself
@@ -62,6 +64,7 @@ class RunConfig:
     job_timeout: float | None = None  # seconds; a job past it is stopped and reported
     executor: str = "local"  # "local" (worker processes) or "ray"
     ray_address: str | None = None  # join this Ray cluster; None starts a local instance
+    compile: bool = False  # torch.compile the networks being trained (CUDA only)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class JobContext:
     split: Split
     teacher: torch.nn.Module
     teacher_stats: TrainStats
-    teacher_outputs: TeacherOutputs
+    teacher_outputs: TeacherSource  # index cache, or online under augmentation
     transfer: TransferSource
     corrupted: CorruptedTestSet
     reporter: Reporter = field(default_factory=lambda: Reporter(quiet=True))
@@ -147,10 +150,12 @@ class JobContext:
     def build(cls, cfg: RunConfig, reporter: Reporter,
               efficiency: dict[str, dict] | None = None) -> JobContext:
         split = load_split(cfg.protocol, cfg.data_dir).to(cfg.device)
-        teacher, stats, _ = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter)
-        return cls(cfg, split, teacher, stats, TeacherOutputs(teacher, split.x_train),
+        teacher, stats, _ = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter,
+                                        compile=cfg.compile)
+        return cls(cfg, split, teacher, stats, teacher_source(cfg.protocol, teacher, split.x_train),
                    TransferSource(teacher, "teacher"),
-                   CorruptedTestSet(split.x_test, cfg.protocol.eval.seed), reporter,
+                   CorruptedTestSet(split.x_test, cfg.protocol.eval.seed,
+                                    split.corruption_files), reporter,
                    efficiency or {})
 
     def measure_efficiency(self) -> None:
@@ -219,10 +224,11 @@ def _train_or_resume(ctx: JobContext, model: torch.nn.Module, spec: MethodSpec |
         teacher = ctx.teacher if spec.cls.uses_teacher else None
         method = build_method(spec.cls, spec.default_hparams(), p, model, teacher,
                               ctx.split.x_train)
-        stats = train(model, method, p.student_recipe, ctx.split.x_train, ctx.split.y_train, seed,
+        stats = train(compile_for_training(model, cfg.compile), method, p.student_recipe,
+                      ctx.split.x_train, ctx.split.y_train, seed,
                       ctx.teacher_outputs if teacher is not None else None, ctx.reporter,
                       label=f"{spec.name} seed {seed}", state_path=jobdir / "train-state.pt",
-                      fault_key=f"{spec.name}:{seed}")
+                      fault_key=f"{spec.name}:{seed}", augmentation=p.augmentation)
     jobdir.mkdir(parents=True, exist_ok=True)
     (jobdir / "trained.json").write_text(json.dumps({"wall_s": stats.wall_s}))
     # No timings inside: the same training gives a byte-identical checkpoint and sha256.

@@ -41,7 +41,7 @@ class {cls}(Method):
     def loss(self, step: Step) -> torch.Tensor:
         # This starts as Hinton KD; replace it with your method's loss.
         s = step.student().logits  # the student on the clean batch
-        t = step.teacher.logits  # the teacher on the clean batch (cached, no gradient)
+        t = step.teacher.logits  # the teacher on the clean batch (no gradient)
         T = self.hp.T
         kd = F.kl_div(F.log_softmax(s / T, dim=1), F.log_softmax(t / T, dim=1),
                       reduction="batchmean", log_target=True) * T * T

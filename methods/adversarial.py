@@ -5,7 +5,7 @@ eps and step size). Outer minimisation:
 
     loss = 5/6 * KL(T(x) || S(x')) + 1/6 * KL(T(x) || S(x))
 
-Every term uses the teacher's soft labels on the clean input (from the cache); labels y are not
+Every term uses the teacher's soft labels on the clean input (no gradient); labels y are not
 used at all, which is RSLAD's point. The KL weights are the paper's.
 """
 

@@ -17,8 +17,10 @@ engine gives it a `Step`; it returns a scalar loss. Optional hooks, each with a 
                      EMA, a memory bank), so an interrupted run resumes exactly. Tensors and plain
                      data only.
 
-Teacher outputs are always on the clean inputs, and come from a cache computed once per run, so a
-KD step costs little more than a plain one.
+Teacher outputs are always on the clean inputs `batch.x` (augmented, when the protocol augments).
+Without augmentation they come from a cache computed once per run, so a KD step costs little more
+than a plain one; under augmentation the teacher runs on every batch (eval mode, no gradient,
+bf16 on CUDA: bench/teacher_source.py).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Step:
     def __init__(self, batch: Batch, teacher: Outputs | None, student: TappedModel,
                  epoch: int, epochs: int):
         self.batch = batch
-        self.teacher = teacher  # teacher outputs on batch.x (clean), None if unused
+        self.teacher = teacher  # teacher outputs on batch.x (clean), no gradient; None if unused
         self.epoch, self.epochs = epoch, epochs
         self._student = student
         self._clean: Outputs | None = None

@@ -50,11 +50,14 @@ def write_cifar10(root: Path, n_train: int = 500, n_test: int = 100) -> Path:
     return folder
 
 
-def write_cifar10c(root: Path, corruptions: list[str], n_per_severity: int = 20) -> Path:
-    """`root/CIFAR-10-C/<corruption>.npy` (5 severities stacked) and `labels.npy`."""
+def write_cifar10c(root: Path, corruptions: list[str], n_per_severity: int = 20,
+                   seed: int = 3) -> Path:
+    """`root/CIFAR-10-C/<corruption>.npy` (5 severities stacked) and `labels.npy`. With seed=2
+    and n_per_severity equal to write_cifar10's n_test, the images are corrupted copies of its
+    test set, in order, as in the real CIFAR-10-C."""
     folder = Path(root) / "CIFAR-10-C"
     folder.mkdir(parents=True, exist_ok=True)
-    x, y = images(n_per_severity, seed=3)
+    x, y = images(n_per_severity, seed=seed)
     for i, name in enumerate(corruptions):
         sev = [np.clip(x.astype(int) + 10 * s * (i + 1) % 60, 0, 255).astype(np.uint8)
                for s in range(1, 6)]

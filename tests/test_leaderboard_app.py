@@ -75,12 +75,12 @@ def test_ranking_metric_reorders_the_table(monkeypatch, results):
 
 def test_protocol_switch_never_mixes_versions(monkeypatch, record_template, results):
     write(results, make_record(record_template, "vanilla", 7, protocol_hash="0" * 16, clean=11.0))
-    write(results, make_record(record_template, "other", 0, protocol="cifar10",
+    write(results, make_record(record_template, "other", 0, protocol="cifar100",
                                protocol_hash="1" * 16, clean=55.0))
     at = run_app(monkeypatch, results)
     protocol = at.sidebar.selectbox[0]
     assert [o for o in protocol.options] == [f"mnist5k · {MNIST5K_HASH[:8]}", "mnist5k · 00000000 (outdated "
-                                             "definition)", "cifar10 · 11111111 (not registered "
+                                             "definition)", "cifar100 · 11111111 (not registered "
                                              "in this kdbench)"]
     assert 11.0 not in list(board(at)["clean"])
     protocol.set_value(at.sidebar.selectbox[0].options[1]).run()

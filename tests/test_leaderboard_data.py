@@ -148,7 +148,7 @@ def test_load_groups_by_protocol_version_and_explains_every_skipped_file(record_
     write(res, make_record(record_template, "vanilla", 5, protocol_hash="0" * 16))
     # a nested copy of it: same protocol version, method and seed
     write(res / "old", make_record(record_template, "vanilla", 5, protocol_hash="0" * 16))
-    write(res, make_record(record_template, "vanilla", 0, protocol="cifar10",
+    write(res, make_record(record_template, "vanilla", 0, protocol="cifar100",
                            protocol_hash="1" * 16))
     write(res, make_record(record_template, "quick", 0, smoke=True))
     (res / "mnist5k" / "broken").mkdir()
@@ -163,7 +163,7 @@ def test_load_groups_by_protocol_version_and_explains_every_skipped_file(record_
     keys = loaded.protocols
     assert [(k.name, k.status) for k in keys] == [
         ("mnist5k", data.Status.REGISTERED), ("mnist5k", data.Status.OUTDATED),
-        ("cifar10", data.Status.UNREGISTERED)]
+        ("cifar100", data.Status.UNREGISTERED)]
     assert len(loaded.by_protocol[keys[0]]) == 10 and len(loaded.by_protocol[keys[1]]) == 1
     assert "outdated definition" in keys[1].label()
     reasons = {s.path: s.reason for s in loaded.errors}

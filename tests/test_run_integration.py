@@ -47,7 +47,7 @@ def test_second_run_reuses_the_cached_teacher(smoke_run):
 def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
     cases = [
         (["run", "--methods", "nope"], "unknown method 'nope'; available: teacher, baseline"),
-        (["run", "--protocol", "cifar100"], "unknown protocol 'cifar100'; available: mnist5k"),
+        (["run", "--protocol", "cifar100"], "unknown protocol 'cifar100'; available: cifar10, cifar10-robust, mnist5k"),
         (["run", "--seeds", "0,x"], "--seeds takes non-negative integers"),
         (["run", "--seeds", "1,1"], "distinct non-negative"),
         (["validate", str(tmp_path / "missing")], "no such file or directory"),
