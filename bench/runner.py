@@ -30,7 +30,7 @@ import methods
 from bench import models as zoo
 from bench.data import Split, load_split
 from bench.engine import TrainStats, build_method, train
-from bench.errors import MethodError, UsageError
+from bench.errors import KdbenchError, MethodError, RecordError, UsageError
 from bench.evaluate import CorruptedTestSet, TransferSource, evaluate, measure_efficiency
 from bench.gpu_speed import compile_for_training
 from bench.models import build_model
@@ -38,7 +38,6 @@ from bench.progress import Reporter
 from bench.protocols import Protocol
 from bench.provenance import environment, relative_to_repo
 from bench.checkpoints import file_sha256, load_checkpoint, save_checkpoint
-from bench.errors import KdbenchError, RecordError
 from bench.records import (Record, checkpoint_path, read_record, record_path,
                            write_record)
 from bench.teacher import get_teacher
