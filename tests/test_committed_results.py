@@ -1,0 +1,44 @@
+"""The committed results are valid leaderboard data: CI rejects a bad result in a pull request."""
+
+import shutil
+
+import pytest
+
+from bench.protocols import PROTOCOLS
+from bench.records import find_entries, find_records, read_record
+from conftest import REPO, kdbench
+
+RESULTS = REPO / "results"
+
+
+def test_committed_results_validate():
+    assert find_records([RESULTS]), "results/ holds no records"
+    proc = kdbench("validate", str(RESULTS))
+    assert proc.returncode == 0, proc.stderr
+    assert "0 invalid" in proc.stdout
+
+
+def test_every_committed_method_is_a_complete_entry():
+    for protocol in (p for p in RESULTS.iterdir() if p.is_dir()):
+        assert protocol.name in PROTOCOLS
+        methods = {p.parent.name for p in find_records([protocol])}
+        entries = {p.parent.name for p in find_entries([protocol])}
+        assert methods == entries, f"{protocol.name}: records without an entry: {methods - entries}"
+
+
+@pytest.mark.parametrize("method", ["vanilla", "defensive"])
+def test_a_committed_checkpoint_reproduces_its_record(method, tmp_path):
+    """`kdbench verify` on a copy (it writes into the record): weights and numbers match."""
+    src = RESULTS / "mnist5k" / method
+    dst = tmp_path / "results" / "mnist5k" / method
+    shutil.copytree(src, dst)
+    proc = kdbench("verify", str(dst / "seed-0.json"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = read_record(dst / "seed-0.json")
+    assert rec.verification.ok
+
+
+def test_defensive_distillation_is_flagged_and_baseline_and_vanilla_are_not():
+    for method, flagged in (("defensive", True), ("baseline", False), ("vanilla", False)):
+        for path in find_records([RESULTS / "mnist5k" / method]):
+            assert read_record(path).metrics.unreliable is flagged, path
