@@ -94,8 +94,8 @@ def table(records: Iterable[Record], title: str = "kdbench results") -> Table:
     columns = {k: f for k, f in COLUMNS.items()
                if any(f(r) is not None for r in records)}  # no all-empty AutoAttack column
     t = Table(title=title)
-    for col in ("protocol", "method", "family", "seeds", *columns, "mCE", "unreliable",
-                "params", "CPU b1 ms"):
+    for col in ("protocol", "method", "family", "seeds", *columns, "mCE", "rel. mCE",
+                "unreliable", "params", "CPU b1 ms"):
         t.add_column(col, justify="left" if col in ("protocol", "method", "family") else "right")
     for (protocol, method), recs in group(records).items():
         eff = recs[0].metrics.efficiency
@@ -104,6 +104,7 @@ def table(records: Iterable[Record], title: str = "kdbench results") -> Table:
         t.add_row(protocol, method, recs[0].family, str(len(recs)),
                   *(_cell([f(r) for r in recs]) for f in columns.values()),
                   _cell([mces[id(r)][0] for r in recs]),
+                  _cell([mces[id(r)][1] for r in recs]),
                   f"[yellow]{flagged}/{len(recs)}[/]" if flagged else "no",
                   f"{eff.params:,}", f"{lat.mean:.3f}")
     return t

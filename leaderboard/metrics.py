@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.records import DeviceTimings, Record
-from bench.summary import Stat, group
+from bench.summary import Stat, group, with_mce
 
 REFERENCE_FAMILY = "reference"
 
@@ -27,7 +27,7 @@ def _latency_ms(timings: DeviceTimings | None) -> float | None:
 class Metric:
     key: str  # column name in frames and CSV
     label: str  # column title in the app
-    read: Callable[[Record], float | None]
+    read: Callable[[Record], float | None] | None  # None: derived across records (mCE)
     higher_is_better: bool
     accuracy: bool  # a percentage of test examples (robustness axis) or a cost
     help: str
@@ -46,6 +46,11 @@ METRICS: tuple[Metric, ...] = (
            "Accuracy under AutoAttack (opt-in; — when not run)"),
     Metric("robust", "robust %", lambda r: r.metrics.robust_acc, True, True,
            "Per-example worst case over clean and every attack run"),
+    Metric("mce", "mCE", None, False, False,
+           "Mean corruption error relative to the baseline student of the same seed "
+           "(Hendrycks & Dietterich 2019; baseline = 100, lower is better)"),
+    Metric("rel_mce", "rel. mCE", None, False, False,
+           "Relative mCE: corruption error minus clean error, relative to the baseline's"),
     Metric("params", "params", lambda r: r.metrics.efficiency.params, False, False,
            "Parameters of the evaluated network"),
     Metric("size", "size", lambda r: r.metrics.efficiency.size_bytes, False, False,
@@ -86,6 +91,7 @@ class MethodRow:
     seeds: tuple[int, ...]
     stats: dict[str, Stat | None]  # metric key -> mean/std over the seeds that carry it
     counts: dict[str, int]  # metric key -> how many seeds carry it
+    per_seed: dict[str, tuple[float | None, ...]]  # metric key -> value per record, in order
     unreliable: bool | None  # any seed flagged; None when no seed was checked
     unreliable_reasons: tuple[str, ...]
     verified: bool | None  # False if any seed failed verification, True if one passed
@@ -101,7 +107,8 @@ class MethodRow:
         """Badges as plain text: the table shows them, filters read the fields."""
         out = []
         if self.unreliable:
-            out.append(f"⚠ unreliable ({len(self.unreliable_reasons)})")
+            flagged = sum(bool(r.metrics.unreliable) for r in self.records)
+            out.append(f"⚠ unreliable ({flagged}/{len(self.seeds)} seeds)")
         if self.verified is True:
             out.append(f"✓ verified ({self.verified_seeds}/{len(self.seeds)})")
         elif self.verified is False:
@@ -116,18 +123,21 @@ def _stat(values: Iterable[float | None]) -> tuple[Stat | None, int]:
 
 def aggregate(records: Iterable[Record]) -> list[MethodRow]:
     """One row per method (records of ONE protocol version), teacher and baseline first."""
+    records = list(records)
+    derived = {id(r): {"mce": m, "rel_mce": rel} for r, m, rel in with_mce(records)}
     rows = []
     for (_, method), recs in group(records).items():
-        stats, counts = {}, {}
+        stats, counts, per_seed = {}, {}, {}
         for m in METRICS:
-            stats[m.key], counts[m.key] = _stat(m.read(r) for r in recs)
+            per_seed[m.key] = tuple(m.read(r) if m.read else derived[id(r)][m.key] for r in recs)
+            stats[m.key], counts[m.key] = _stat(per_seed[m.key])
         flags = [r.metrics.unreliable for r in recs]
         reasons = tuple(dict.fromkeys(x for r in recs for x in r.metrics.unreliable_reasons))
         verdicts = [verification_of(r) for r in recs]
         rows.append(MethodRow(
             method=method, family=recs[0].family, source=recs[0].method_source,
             source_sha256=tuple(dict.fromkeys(r.method_source_sha256 for r in recs)),
-            seeds=tuple(r.seed for r in recs), stats=stats, counts=counts,
+            seeds=tuple(r.seed for r in recs), stats=stats, counts=counts, per_seed=per_seed,
             unreliable=None if all(f is None for f in flags) else any(f is True for f in flags),
             unreliable_reasons=reasons,
             verified=(False if False in verdicts else True if True in verdicts else None),

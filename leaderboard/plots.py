@@ -69,7 +69,9 @@ def corruption_heatmap(cells: pd.DataFrame) -> alt.LayerChart:
     lo, hi = float(cells["acc"].min()), float(cells["acc"].max())
     mid = (lo + hi) / 2
     base = alt.Chart(cells).encode(
-        x=alt.X("column:N", title=None, sort=None, axis=alt.Axis(labelAngle=-30)),
+        # Every corruption named: at 19 columns Altair would drop every other label.
+        x=alt.X("column:N", title=None, sort=None,
+                axis=alt.Axis(labelAngle=-40, labelOverlap=False, labelLimit=160)),
         y=alt.Y("method:N", title=None, sort=order))
     rect = base.mark_rect().encode(
         color=alt.Color("acc:Q", title="accuracy %", scale=alt.Scale(scheme="viridis",

@@ -164,11 +164,11 @@ def csv(rows: list[MethodRow], rank_by: str, protocol: str, protocol_hash: str) 
 def seeds(row: MethodRow) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One line per seed, every metric as recorded (missing stays missing), training and checks."""
     data, text = [], []
-    for rec in row.records:
+    for i, rec in enumerate(row.records):
         d: dict = {"seed": rec.seed}
         t: dict = {"seed": str(rec.seed)}
         for m in METRICS:
-            v = m.read(rec)
+            v = row.per_seed[m.key][i]
             d[m.label] = v
             t[m.label] = fmt_stat(m.key, None if v is None else Stat.of([v]))
         d["final loss"], t["final loss"] = (rec.training.final_epoch_loss,

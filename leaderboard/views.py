@@ -83,7 +83,7 @@ def _column_config(rank_by: str, repo_url: str | None) -> dict:
         "seeds": st.column_config.NumberColumn("seeds", width=55,
                                                help="Seeds aggregated (mean ± std)"),
         "flags": st.column_config.TextColumn(
-            "flags", help="⚠ unreliable: a gradient-masking sanity check failed (reasons below "
+            "flags", width=130, help="⚠ unreliable: a gradient-masking sanity check failed (reasons below "
                           "the table); ✓ verified: an independent re-run reproduced the numbers"),
         "source": (st.column_config.LinkColumn("source", help="The method's file")
                    if repo_url else

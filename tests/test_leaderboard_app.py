@@ -98,7 +98,7 @@ def test_family_and_flag_filters(monkeypatch, record_template, results):
                                                "detail": "PGD 40 > FGSM 30"}]))
     at = run_app(monkeypatch, results)
     df = board(at)
-    assert df.loc[df["method"] == "flaky", "flags"].item() == "⚠ unreliable (1)"
+    assert df.loc[df["method"] == "flaky", "flags"].item() == "⚠ unreliable (1/1 seeds)"
     at.sidebar.multiselect[0].set_value(["logit"]).run()
     assert sorted(board(at)["method"]) == ["flaky", "vanilla"]
     at.sidebar.checkbox[0].check().run()  # hide rows flagged unreliable

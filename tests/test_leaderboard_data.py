@@ -72,7 +72,7 @@ def test_optional_metrics_flags_and_reasons(record_template, tmp_path):
     assert row.stats["autoattack"].values == (20.0,) and row.counts["autoattack"] == 1
     assert tables.fmt_cell(row, "autoattack") == "20.0 (1/2 seeds)"
     assert row.unreliable is True and row.unreliable_reasons == ("PGD weaker than FGSM",)
-    assert row.flags == "⚠ unreliable (1)"
+    assert row.flags == "⚠ unreliable (1/2 seeds)"
     assert tables.eps_curves([row]).to_dict("records")[0]["eps_value"] == pytest.approx(8 / 255)
 
 
@@ -209,3 +209,15 @@ def test_leaderboard_command_rejects_a_bad_port_in_one_line(tmp_path):
     proc = kdbench("leaderboard", "--results-dir", str(tmp_path), "--port", "0")
     assert proc.returncode == 2 and "--port must be between 1 and 65535" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_mce_is_relative_to_the_baseline_of_the_same_seed(record_template, tmp_path):
+    # baseline: clean error 10, corruption error 20 at every severity; method: 5 and 10.
+    write(tmp_path, make_record(record_template, "baseline", 0, family="reference", clean=90.0,
+                                noise=(80.0,) * 5))
+    write(tmp_path, make_record(record_template, "m", 0, clean=95.0, noise=(90.0,) * 5))
+    rows = {r.method: r for r in aggregate(_records(tmp_path))}
+    # CE = 50/100; relative CE = (10-5)*5 / ((20-10)*5)
+    assert rows["m"].stats["mce"].mean == pytest.approx(50.0)
+    assert rows["m"].stats["rel_mce"].mean == pytest.approx(50.0)
+    assert rows["baseline"].stats["mce"].mean == pytest.approx(100.0)
