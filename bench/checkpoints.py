@@ -5,38 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from bench.atomic import atomic_write
 from bench.errors import KdbenchError
 
 
 def save_checkpoint(obj: dict, path: Path) -> str:
     """torch.save through a temporary file and a rename; returns the file's sha256."""
-    path = Path(path)
     buf = io.BytesIO()
     torch.save(obj, buf)
-    data = buf.getbuffer()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise KdbenchError(f"cannot write a checkpoint in {path.parent}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise KdbenchError(f"could not write {path}: {e.strerror}; nothing was written") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = buf.getvalue()
+    atomic_write(Path(path), data)
     return hashlib.sha256(data).hexdigest()
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
                       PositiveFloat, PositiveInt, ValidationError, model_validator)
 
+from bench.atomic import atomic_write
 from bench.errors import RecordError
 
 SCHEMA_VERSION = 1
@@ -219,22 +218,8 @@ def checkpoint_path(results_dir: Path, protocol: str, method: str, seed: int) ->
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise RecordError(f"cannot write to {path.parent}: {e.strerror}; choose another "
-                          "--results-dir or fix its permissions") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise RecordError(f"could not write {path}: {e.strerror}; nothing was written") from None
+    atomic_write(path, text.encode(), RecordError,
+                 "choose another --results-dir or fix its permissions")
 
 
 def write_record(record: Record, results_dir: Path) -> Path:
