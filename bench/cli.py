@@ -179,11 +179,12 @@ def validate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Record files or directories [default: results].")] = None,
     allow_smoke: Annotated[bool, typer.Option("--allow-smoke", help="Accept --smoke records.")] = False,
 ) -> None:
-    """Check records and entries: schema, ranges, protocol and hash, layout, duplicates, and
-    each entry.json against the seed records beside it. Exits 1 on any problem."""
+    """Check records and entries: schema, ranges, protocol and hash, layout, duplicates, one data
+    set per protocol, and each entry.json against the seed records beside it. Exits 1 on any
+    problem."""
     from bench.records import find_entries, find_records
     from bench.submission import entry_problems
-    from bench.validate import check_record, duplicate_problems
+    from bench.validate import check_record, data_mismatches, duplicate_problems
     roots = paths or [DEFAULT_RESULTS]
     files, entries = find_records(roots), find_entries(roots)
     if not files and not entries:
@@ -199,6 +200,9 @@ def validate(
     for msg in duplicate_problems(checked):
         err.print(f"[red]invalid[/] {msg}", highlight=False)
         bad.add(msg.split(":")[0])
+    for f, msg in data_mismatches(checked):
+        err.print(f"[red]invalid[/] {msg}", highlight=False)
+        bad.add(f)
     for f in entries:
         for msg in entry_problems(f):
             err.print(f"[red]invalid[/] {msg}", highlight=False)

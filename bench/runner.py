@@ -182,10 +182,16 @@ def _record(ctx: JobContext, model: torch.nn.Module, *, arch: str, method: str, 
         seed=seed, metrics=metrics, training=stats.__dict__,
         eval_wall_s=round(time.perf_counter() - t0, 3),
         provenance={**environment(cfg.device), "data_fingerprint": ctx.split.fingerprint,
+                    "corruptions_from_files": _corruptions_from_files(ctx),
                     "started_at": started, "finished_at": _now()},
         checkpoint={"file": checkpoint.relative_to(cfg.results_dir).as_posix(),
                     "sha256": file_sha256(checkpoint), "bytes": checkpoint.stat().st_size},
     )
+
+
+def _corruptions_from_files(ctx: JobContext) -> list[str]:
+    files = ctx.split.corruption_files
+    return [] if files is None else [c for c in ctx.cfg.protocol.eval.corruptions if c in files]
 
 
 def _describe_failure(spec: MethodSpec, exc: BaseException) -> str:

@@ -22,6 +22,7 @@ from bench.errors import RecordError
 from bench.protocols import Protocol
 from bench.records import (SCHEMA_VERSION, Record, Sha, Strict, atomic_write_text, read_record,
                            record_path)
+from bench.validate import data_mismatches
 
 # Aggregated per seed set; RobustBench's names where they exist.
 ENTRY_METRICS = ("clean_acc", "fgsm_acc", "pgd_acc", "autoattack_acc", "robust_acc",
@@ -130,7 +131,12 @@ def completeness_problems(protocol: Protocol, method: str, source_sha256: str | 
             rerun.append(seed)
         else:
             records.append(rec)
-    return records, problems, rerun
+    paths = {record_path(results_dir, protocol.name, method, r.seed): r for r in records}
+    for path, msg in data_mismatches(list(paths.items())):
+        problems.append(f"seed {paths[path].seed}: {msg}")
+        rerun.append(paths[path].seed)
+        records.remove(paths[path])
+    return records, problems, sorted(rerun)
 
 
 def entry_problems(path: Path) -> list[str]:

@@ -58,3 +58,24 @@ def duplicate_problems(checked: list[tuple[Path, Record]]) -> list[str]:
                                 f"(method {other[1]!r}): one result filed under two names")
             weights.setdefault(rec.checkpoint.sha256, (path, rec.method))
     return problems
+
+
+def data_mismatches(checked: list[tuple[Path, Record]]) -> list[tuple[Path, str]]:
+    """Records of one protocol version evaluated on different data (another copy of the dataset,
+    or CIFAR-10-C files present for some runs and generated corruptions for others), whose
+    numbers must not share a table: (path, problem) for each record whose data_fingerprint is not
+    the one most records of its protocol carry."""
+    groups: dict[tuple[str, str], dict[str, list[Path]]] = {}
+    for path, rec in checked:
+        by_data = groups.setdefault((rec.protocol, rec.protocol_hash), {})
+        by_data.setdefault(rec.provenance.data_fingerprint, []).append(path)
+    out = []
+    for (protocol, _), by_data in groups.items():
+        common, paths = max(by_data.items(), key=lambda kv: (len(kv[1]), kv[0]))
+        for data, others in sorted(by_data.items()):
+            out += [(p, f"{p}: data_fingerprint {data} differs from the {common} of {len(paths)} "
+                        f"other {protocol} record(s) such as {paths[0]}: it was evaluated on "
+                        "other data (another copy of the dataset, or corruption files present "
+                        "in one run and not the other); rerun it on the same --data-dir")
+                    for p in others if data != common]
+    return out

@@ -38,6 +38,9 @@ class Status(str, Enum):
 class ProtocolKey:
     name: str
     hash: str
+    # The records' data_fingerprint, set only when one protocol version's records come from
+    # different data: each data set then gets a table of its own.
+    data: str = ""
 
     @property
     def status(self) -> Status:
@@ -49,7 +52,8 @@ class ProtocolKey:
         """How the protocol selector names this version (plain text, never markdown)."""
         note = {Status.REGISTERED: "", Status.OUTDATED: " (outdated definition)",
                 Status.UNREGISTERED: " (not registered in this kdbench)"}[self.status]
-        return f"{self.name} · {self.hash[:8]}{note}"
+        data = f" · data {self.data[:8]}" if self.data else ""
+        return f"{self.name} · {self.hash[:8]}{data}{note}"
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class Loaded:
     def protocols(self) -> list[ProtocolKey]:
         """Registered versions first, then outdated, then unregistered; by name within each."""
         order = {Status.REGISTERED: 0, Status.OUTDATED: 1, Status.UNREGISTERED: 2}
-        return sorted(self.by_protocol, key=lambda k: (order[k.status], k.name, k.hash))
+        return sorted(self.by_protocol, key=lambda k: (order[k.status], k.name, k.hash, k.data))
 
     @property
     def errors(self) -> list[Skipped]:
@@ -152,4 +156,21 @@ def load(results_dir: Path) -> Loaded:
             continue
         seen[job] = rel
         by_protocol.setdefault(key, []).append(rec)
-    return Loaded(str(results_dir), results_dir.is_dir(), by_protocol, skipped)
+    return Loaded(str(results_dir), results_dir.is_dir(), _split_by_data(by_protocol), skipped)
+
+
+def _split_by_data(by_protocol: dict[ProtocolKey, list[Record]]
+                   ) -> dict[ProtocolKey, list[Record]]:
+    """One table per data set where a protocol version's records were evaluated on different
+    data (`kdbench validate` rejects such a mix; the app still shows all of it, apart)."""
+    out: dict[ProtocolKey, list[Record]] = {}
+    for key, records in by_protocol.items():
+        by_data: dict[str, list[Record]] = {}
+        for rec in records:
+            by_data.setdefault(rec.provenance.data_fingerprint, []).append(rec)
+        if len(by_data) == 1:
+            out[key] = records
+        else:
+            out.update({ProtocolKey(key.name, key.hash, data): recs
+                        for data, recs in by_data.items()})
+    return out

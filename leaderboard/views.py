@@ -59,6 +59,11 @@ def protocol_note(key: ProtocolKey, records: list[Record]) -> None:
     elif key.status is Status.UNREGISTERED:
         st.info("This protocol is not registered in this kdbench (records from a newer or "
                 "another version); its definition is not shown, only its records.", icon="ℹ️")
+    if key.data:
+        st.warning(f"This protocol's records were evaluated on more than one data set; these "
+                   f"{len(records)} share data fingerprint {key.data}, and the others are "
+                   "shown in a table of their own. `kdbench validate` names the records to rerun "
+                   "on the same data.", icon="⚠️")
     with st.expander("Protocol"):
         st.text(f"{key.name}  hash {key.hash}  ({key.status.value})  {len(records)} records")
         attacks = sorted({r.metrics.attacks.model_dump_json() for r in records})

@@ -177,5 +177,6 @@ def test_smoke_run_on_small_cifar10_files(tmp_path):
         assert list(rec.metrics.corruptions) == list(smoke.eval.corruptions)
         assert all(len(v) == 1 for v in rec.metrics.corruptions.values())  # severity 3 only
         assert rec.metrics.attacks.eps == "8/255"
+        assert rec.provenance.corruptions_from_files == ["gaussian_noise"]  # the rest generated
     check = _cli("validate", "--allow-smoke", str(tmp_path / "results"))
     assert check.returncode == 0, check.stderr

@@ -91,6 +91,21 @@ def test_protocol_switch_never_mixes_versions(monkeypatch, record_template, resu
     assert list(board(at)["method"]) == ["other"]
 
 
+def test_records_made_on_other_data_are_never_mixed(monkeypatch, record_template, results):
+    odd = make_record(record_template, "vanilla", 9, clean=12.0)
+    odd["provenance"]["data_fingerprint"] = "ffffffffffffffff"
+    write(results, odd)
+    at = run_app(monkeypatch, results)
+    labels = list(at.sidebar.selectbox[0].options)
+    assert len(labels) == 2 and all(" · data " in label for label in labels)
+    tables = []
+    for label in labels:
+        at.sidebar.selectbox[0].set_value(label).run()
+        tables.append(list(board(at)["clean"]))
+        assert any("more than one data set" in w.value for w in at.warning)
+    assert [12.0] in tables and sum(12.0 in t for t in tables) == 1
+
+
 def test_family_and_flag_filters(monkeypatch, record_template, results):
     write(results, make_record(record_template, "flaky", 0, unreliable=True,
                                unreliable_reasons=["PGD weaker than FGSM"],

@@ -176,6 +176,22 @@ def test_load_groups_by_protocol_version_and_explains_every_skipped_file(record_
     assert [s.path for s in loaded.smoke] == ["mnist5k/quick/seed-0.json"]
 
 
+def test_records_made_on_other_data_get_a_table_of_their_own(record_template, tmp_path):
+    res = standard_results(record_template, tmp_path / "results")
+    other = make_record(record_template, "vanilla", 3)
+    other["provenance"]["data_fingerprint"] = "cifar10c-present"
+    write(res, other)
+    loaded = data.load(res)
+    common = read_record(res / "mnist5k" / "vanilla" / "seed-0.json").provenance.data_fingerprint
+    sizes = {k.data: len(recs) for k, recs in loaded.by_protocol.items()}
+    assert sizes == {common: 10, "cifar10c-present": 1}
+    assert all(r.provenance.data_fingerprint == k.data for k, recs in loaded.by_protocol.items()
+               for r in recs)
+    assert "data cifar10c" in next(k for k in loaded.protocols if k.data != common).label()
+    alone = data.load(standard_results(record_template, tmp_path / "plain"))
+    assert [k.data for k in alone.protocols] == [""]  # one data set: no mention of it
+
+
 def test_missing_directory_and_fingerprint(record_template, tmp_path):
     loaded = data.load(tmp_path / "nope")
     assert not loaded.exists and not loaded.by_protocol and data.fingerprint(tmp_path / "nope") == ()

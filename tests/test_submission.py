@@ -152,3 +152,27 @@ def test_verify_refuses_a_checkpoint_that_is_not_the_evaluated_model(results):
     out = cli("verify", results / "tiny" / METHOD / "seed-0.json")
     assert out.exit_code != 0
     assert "does not match the sha256" in str(out.exception)
+
+
+def _set_data(path, fingerprint):
+    data = load_json(path)
+    data["provenance"]["data_fingerprint"] = fingerprint
+    path.write_text(json.dumps(data))
+
+
+def test_validate_rejects_records_of_one_protocol_made_on_other_data(results):
+    odd = results / "tiny" / METHOD / "seed-1.json"
+    _set_data(odd, "0" * 16)
+    out = cli("validate", results)
+    assert out.exit_code == 1
+    assert f"{odd}: data_fingerprint {'0' * 16} differs from the" in out.output
+    assert "evaluated on other data" in out.output
+    assert out.output.count("differs from the") == 1  # the three records that agree are fine
+
+
+def test_submit_refuses_seeds_evaluated_on_other_data(results):
+    _set_data(results / "tiny" / METHOD / "seed-2.json", "0" * 16)
+    out = submit(results)
+    assert out.exit_code == 1 and "seed 2:" in out.output and "other data" in out.output
+    assert f"--methods {METHOD} --seeds 2 " in out.output
+    assert not (results / "tiny" / METHOD / "entry.json").exists()
