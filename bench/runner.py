@@ -147,8 +147,9 @@ class JobContext:
 
     @classmethod
     def build(cls, cfg: RunConfig, reporter: Reporter,
-              efficiency: dict[str, dict] | None = None) -> JobContext:
-        split = load_split(cfg.protocol, cfg.data_dir).to(cfg.device)
+              efficiency: dict[str, dict] | None = None, split: Split | None = None
+              ) -> JobContext:
+        split = (split or load_split(cfg.protocol, cfg.data_dir)).to(cfg.device)
         teacher, stats, _ = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter,
                                         compile=cfg.compile)
         return cls(cfg, split, teacher, stats, teacher_source(cfg.protocol, teacher, split.x_train),
@@ -288,8 +289,9 @@ def run_job(ctx: JobContext, job: Job) -> JobOutcome:
         return JobOutcome(job.method, job.seed, error=_describe_failure(spec, e))
 
 
-def up_to_date(cfg: RunConfig, job: Job) -> Record | None:
-    """The job's existing record, if it was made by exactly this job and its checkpoint is intact."""
+def up_to_date(cfg: RunConfig, job: Job, data_fingerprint: str) -> Record | None:
+    """The job's existing record, if it was made by exactly this job, on this data (a record
+    made before CIFAR-10-C files were added, say, is stale) and its checkpoint is intact."""
     path = record_path(cfg.results_dir, cfg.protocol.name, job.method, job.seed)
     if cfg.fresh or not path.exists():
         return None
@@ -308,6 +310,7 @@ def up_to_date(cfg: RunConfig, job: Job) -> Record | None:
                    and rec.method_source_sha256 == sha and rec.hparams == hparams
                    and rec.provenance.device == cfg.device
                    and rec.provenance.threads == cfg.threads
+                   and rec.provenance.data_fingerprint == data_fingerprint
                    and (not cfg.full or rec.metrics.autoattack_acc is not None)
                    and rec.checkpoint is not None and ckpt.exists()
                    and file_sha256(ckpt) == rec.checkpoint.sha256) else None
@@ -336,9 +339,10 @@ def run(cfg: RunConfig, reporter: Reporter,
     for o in outcomes:
         reporter.log(f"[red]FAILED[/] {o.error}")
     preflight(cfg)
+    split = load_split(cfg.protocol, cfg.data_dir)  # on CPU; the jobs' context moves it
     jobs = []
     for job in plan(cfg, names):
-        rec = up_to_date(cfg, job)
+        rec = up_to_date(cfg, job, split.fingerprint)
         if rec is None:
             jobs.append(job)
         else:
@@ -353,7 +357,7 @@ def run(cfg: RunConfig, reporter: Reporter,
         return outcomes
     with reporter.live():
         # The teacher is trained here, once, before any job needs it; jobs load it from the cache.
-        ctx = JobContext.build(cfg, reporter)
+        ctx = JobContext.build(cfg, reporter, split=split)
         ctx.measure_efficiency()  # alone on the machine: no job runs beside the timing
         executor = make_executor(cfg, ctx)
         with reporter.task("jobs", total=len(jobs)) as bar:

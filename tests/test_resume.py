@@ -64,6 +64,14 @@ def test_killed_mid_training_and_mid_evaluation_then_rerun_equals_uninterrupted(
     # a fourth run has nothing left to do
     fourth = run(results, cache)
     assert "3 job(s) already have up-to-date records: skipped" in fourth.stderr
+    # a record made on other data (say, before CIFAR-10-C files were added) is not up to date
+    path = results / "mnist5k" / "baseline" / "seed-0.json"
+    path.write_text(path.read_text().replace(read_record(path).provenance.data_fingerprint,
+                                             "0" * 16))
+    fifth = run(results, cache)
+    assert fifth.returncode == 0, fifth.stderr
+    assert "2 job(s) already have up-to-date records: skipped" in fifth.stderr
+    assert comparable(path) == comparable(reference / "mnist5k" / "baseline" / "seed-0.json")
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(smoke_run, tmp_path):
