@@ -149,4 +149,5 @@ def load_cifar10(protocol: Protocol, data_dir: Path | None) -> Split:
     fp = fingerprint(torch.from_numpy(x_tr), torch.from_numpy(y_tr), torch.from_numpy(x_te),
                      torch.from_numpy(y_te), extra=extra)
     return Split(_tensor(x_tr), torch.from_numpy(y_tr), _tensor(x_te), torch.from_numpy(y_te),
-                 fp, corruption_files=files)
+                 fp, fingerprint(torch.from_numpy(x_tr), torch.from_numpy(y_tr)),
+                 corruption_files=files)

@@ -32,6 +32,7 @@ class Split:
     x_test: torch.Tensor
     y_test: torch.Tensor
     fingerprint: str  # sha256 of the exact tensors, recorded as provenance
+    train_fingerprint: str  # of the training tensors alone: part of the teacher cache's key
     # Real corrupted copies of the test set, read instead of generated where present
     # (CIFAR-10-C: bench/cifar10c.py); None: every corruption is generated.
     corruption_files: Cifar10C | None = None
@@ -91,7 +92,7 @@ def _load_mnist5k(protocol: Protocol, data_dir: Path | None) -> Split:
     tr, te = stratified_split(y, protocol.n_train, protocol.n_test, protocol.split_seed)
     xt, yt = torch.from_numpy(x[tr]), torch.from_numpy(y[tr]).long()
     xv, yv = torch.from_numpy(x[te]), torch.from_numpy(y[te]).long()
-    return Split(xt, yt, xv, yv, fingerprint(xt, yt, xv, yv))
+    return Split(xt, yt, xv, yv, fingerprint(xt, yt, xv, yv), fingerprint(xt, yt))
 
 
 def _load_cifar10(protocol: Protocol, data_dir: Path | None) -> Split:

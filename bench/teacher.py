@@ -2,9 +2,10 @@
 
 The teacher is trained with the loss of the protocol's `teacher_method` (`baseline`: labels only;
 `pgd_at`: PGD adversarial training), under the teacher recipe and the protocol's augmentation.
-The cache key is the protocol hash plus hashes of the model-zoo source and of the teacher method's
-file, so a cached teacher is reused by every later run of the same protocol and never by a
-different one.
+The cache key is the protocol hash plus hashes of the model-zoo source, of the teacher method's
+file and of the training data, so a cached teacher is reused by every later run of the same
+protocol on the same data and never by a different one (evaluation-only data, such as CIFAR-10-C
+files, is not part of the key: adding them does not retrain the teacher).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def teacher_method(protocol: Protocol) -> type[Method]:
     return spec.cls
 
 
-def teacher_checkpoint(cache_dir: Path, protocol: Protocol) -> Path:
+def teacher_checkpoint(cache_dir: Path, protocol: Protocol, split: Split) -> Path:
     key = (f"{protocol.name}-{protocol.hash}-{arch_source_hash(protocol.teacher_arch)}-"
-           f"{teacher_method(protocol).source_hash()[:8]}")
+           f"{teacher_method(protocol).source_hash()[:8]}-{split.train_fingerprint[:8]}")
     return Path(cache_dir) / "teachers" / f"{key}.pt"
 
 
@@ -49,7 +50,7 @@ def get_teacher(protocol: Protocol, split: Split, cache_dir: Path, device: str,
 
     `compile` compiles the network being trained (CUDA only); the teacher returned is always a
     plain module loaded from the saved weights."""
-    path = teacher_checkpoint(cache_dir, protocol)
+    path = teacher_checkpoint(cache_dir, protocol, split)
     if not path.exists():
         _train_teacher(protocol, split, path, device, reporter, compile)
         cached = False

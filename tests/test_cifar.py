@@ -4,6 +4,7 @@ the datasets' exact on-disk formats, the errors a user gets when they are missin
 
 import dataclasses
 import os
+import pickle
 import subprocess
 import sys
 import urllib.error
@@ -138,6 +139,20 @@ def test_present_cifar10c_files_replace_generated_corruptions(cifar_dir, skip_md
     generated = CorruptedTestSet(split.x_test, seed=0)
     assert torch.equal(corrupted.get("snow", 2), generated.get("snow", 2))
     assert not torch.equal(corrupted.get("fog", 2), generated.get("fog", 2))
+
+
+def test_teacher_cache_is_keyed_by_the_training_data_not_by_cifar10c(cifar_dir, skip_md5,
+                                                                     tmp_path):
+    from bench.teacher import teacher_checkpoint
+    p = small()
+    key = teacher_checkpoint(tmp_path / "cache", p, load_split(p, cifar_dir))
+    write_cifar10c(cifar_dir, ["fog"], n_per_severity=N_TEST, seed=2)  # evaluation data only
+    assert teacher_checkpoint(key.parents[1], p, load_split(p, cifar_dir)) == key
+    batch = cifar_dir / "cifar-10-batches-py" / "data_batch_1"
+    data = pickle.loads(batch.read_bytes())
+    data["data"][0, 0] ^= 1  # one training pixel changed: another training set
+    batch.write_bytes(pickle.dumps(data))
+    assert teacher_checkpoint(key.parents[1], p, load_split(p, cifar_dir)) != key
 
 
 def _cli(*args, **env):
