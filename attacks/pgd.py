@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 def pgd_linf(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float,
@@ -29,3 +31,10 @@ def pgd_linf(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
         x_adv = x_adv.detach() + step_size * grad.sign()
         x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
     return x_adv.detach()
+
+
+def pgd_ce(student: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step_size: float,
+           steps: int, random_start: bool = True) -> torch.Tensor:
+    """Madry et al.'s inner maximisation: PGD on the student's cross-entropy (PGD-AT, ARD)."""
+    return pgd_linf(lambda xa: F.cross_entropy(student(xa), y), x, eps, step_size, steps,
+                    random_start)

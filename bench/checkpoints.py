@@ -1,29 +1,34 @@
-"""Checkpoints: written atomically, read with weights_only=True (tensors and plain data only, so
-a checkpoint that carries code is refused instead of executed)."""
+"""Checkpoints, in named save/load pairs: written atomically, read with weights_only=True
+(tensors and plain data only, so a checkpoint that carries code is refused instead of executed).
+
+- weights (`save_weights` / `load_weights`): the evaluated model of a record, or the cached
+  teacher: `{"state_dict", "meta"}`. No timings inside: the same training gives a
+  byte-identical file and sha256.
+- training state (`save_training_state` / `load_training_state`): everything an interrupted
+  training needs to resume exactly (weights, optimiser, schedule, every random generator, the
+  method's own state), saved after each epoch.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
 import torch
 
-from bench.atomic import atomic_write
 from bench.errors import KdbenchError
+from bench.files import atomic_write, bytes_sha256
 
 
-def save_checkpoint(obj: dict, path: Path) -> str:
-    """torch.save through a temporary file and a rename; returns the file's sha256."""
+def _save(obj: dict, path: Path) -> str:
     buf = io.BytesIO()
     torch.save(obj, buf)
     data = buf.getvalue()
     atomic_write(Path(path), data)
-    return hashlib.sha256(data).hexdigest()
+    return bytes_sha256(data)
 
 
-def load_checkpoint(path: Path, device: str = "cpu") -> dict:
-    """Tensors and plain data only: weights_only=True refuses pickles that carry code."""
+def _load(path: Path, device: str) -> dict:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
@@ -33,9 +38,23 @@ def load_checkpoint(path: Path, device: str = "cpu") -> dict:
                            "to recompute") from None
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def save_weights(path: Path, state_dict: dict, meta: dict) -> str:
+    """A model's weights and what made them (plain data); returns the file's sha256."""
+    return _save({"state_dict": state_dict, "meta": meta}, path)
+
+
+def load_weights(path: Path, device: str = "cpu") -> tuple[dict, dict]:
+    """(state_dict, meta) of a file written by `save_weights`."""
+    obj = _load(path, device)
+    if not isinstance(obj, dict) or "state_dict" not in obj:
+        raise KdbenchError(f"{path}: not a kdbench weights file (no state_dict); delete it to "
+                           "recompute")
+    return obj["state_dict"], obj.get("meta", {})
+
+
+def save_training_state(path: Path, state: dict) -> None:
+    _save(state, path)
+
+
+def load_training_state(path: Path, device: str = "cpu") -> dict:
+    return _load(path, device)

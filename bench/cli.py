@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from bench.errors import KdbenchError, UsageError
 from bench.progress import make_console
-from bench.protocols import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
+from bench.protocols import DEFAULT_PROTOCOL, get_protocol
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="kdbench: a robustness benchmark for knowledge-distillation methods.")
@@ -78,11 +77,12 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI, logs).")] = False,
 ) -> None:
     """Train the teacher once, distil every method into the student, evaluate, write records."""
-    import torch
-
-    from bench import runner, summary
-    from bench.executors import configure_torch, default_workers
+    from bench import report
     from bench.progress import Reporter
+    from bench.run import runner
+    from bench.run.executors import default_workers
+    from bench.run.jobs import RunConfig
+    from bench.train.device import configure_job
 
     p = get_protocol(protocol)
     if smoke:
@@ -98,7 +98,7 @@ def run(
         raise UsageError(f"--executor must be local or ray, not {executor!r}")
     if ray_address is not None and executor != "ray":
         raise UsageError("--ray-address needs --executor ray")
-    cfg = runner.RunConfig(
+    cfg = RunConfig(
         protocol=p, methods=tuple(_csv(methods) or runner.available_methods()),
         seeds=tuple(chosen_seeds), device=dev,
         results_dir=results_dir or (SMOKE_RESULTS if smoke else DEFAULT_RESULTS),
@@ -106,7 +106,7 @@ def run(
         workers=default_workers(dev) if workers is None else workers, threads=threads,
         fresh=fresh, job_timeout=job_timeout, executor=executor, ray_address=ray_address,
         compile=compile)
-    configure_torch(cfg)
+    configure_job(cfg.device, cfg.threads)
     reporter = Reporter(quiet=quiet)
     reporter.log(f"kdbench run: protocol {p.name} ({p.hash}{', smoke' if smoke else ''}), "
                  f"seeds {list(cfg.seeds)}, device {dev}, "
@@ -124,7 +124,7 @@ def run(
         raise typer.Exit(130) from None
     done = [o.record for o in outcomes if o.record is not None]
     if done:
-        out.print(summary.table(done, title=f"{p.name} ({p.hash})"))
+        out.print(report.table(done, title=f"{p.name} ({p.hash})"))
     failed = [o for o in outcomes if o.error]
     if failed:
         err.print(f"[red]{len(failed)} job(s) failed[/]:")
@@ -136,38 +136,17 @@ def run(
 @app.command()
 def protocols() -> None:
     """List the registered protocols."""
-    t = Table(title="protocols")
-    for col in ("name", "hash", "dataset", "teacher", "student", "epochs T/S", "seeds", "eps",
-                "description"):
-        t.add_column(col)
-    from bench.models import build_model, count_params
-    for name in sorted(PROTOCOLS):
-        p = PROTOCOLS[name]()
-        t.add_row(name + (" (default)" if name == DEFAULT_PROTOCOL else ""), p.hash, p.dataset,
-                  f"{p.teacher_arch} ({count_params(build_model(p.teacher_arch, p)):,})",
-                  f"{p.student_arch} ({count_params(build_model(p.student_arch, p)):,})",
-                  f"{p.teacher_recipe.epochs}/{p.student_recipe.epochs}",
-                  ",".join(map(str, p.seeds)), p.eval.eps_label, p.description)
-    out.print(t)
+    from bench.report import protocols_table
+    out.print(protocols_table(DEFAULT_PROTOCOL))
 
 
 @app.command("methods")
 def list_methods() -> None:
     """List the registered methods (and any that failed to load)."""
     import methods as registry
-    from bench.runner import TEACHER
+    from bench.report import methods_table
     specs, errors = registry.discover()
-    t = Table(title="methods")
-    for col in ("name", "family", "hyper-parameters", "description", "source"):
-        t.add_column(col)
-    t.add_row(TEACHER, "reference", "", "The protocol's teacher itself (trained once, cached)",
-              "bench/models.py")
-    from bench.provenance import relative_to_repo
-    for name in sorted(specs):
-        cls = specs[name].cls
-        hp = ", ".join(f"{k}={v}" for k, v in cls.Hparams().model_dump().items())
-        t.add_row(name, cls.family, hp, cls.description, relative_to_repo(cls.source_file()))
-    out.print(t)
+    out.print(methods_table(specs))
     for e in errors:
         err.print(f"[red]could not load[/] {e.source}: {e.problem}", highlight=False)
     if errors:
@@ -179,36 +158,16 @@ def validate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Record files or directories [default: results].")] = None,
     allow_smoke: Annotated[bool, typer.Option("--allow-smoke", help="Accept --smoke records.")] = False,
 ) -> None:
-    """Check records and entries: schema, ranges, protocol and hash, layout, duplicates, one data
-    set per protocol, and each entry.json against the seed records beside it. Exits 1 on any
-    problem."""
-    from bench.records import find_entries, find_records
-    from bench.submission import entry_problems
-    from bench.validate import check_record, data_mismatches, duplicate_problems
-    roots = paths or [DEFAULT_RESULTS]
-    files, entries = find_records(roots), find_entries(roots)
-    if not files and not entries:
-        raise UsageError(f"no records (seed-*.json) under {', '.join(map(str, roots))}")
-    bad, checked = set(), []
-    for f in files:
-        rec, problems = check_record(f, allow_smoke=allow_smoke)
-        if rec is not None:
-            checked.append((f, rec))
-        for msg in problems:
-            err.print(f"[red]invalid[/] {msg}", highlight=False)
-            bad.add(f)
-    for msg in duplicate_problems(checked):
+    """Check records and entries: schema, ranges, protocol and hash, layout, that each record is
+    current (made by today's code and teacher), duplicates, one data set per protocol, and each
+    entry.json against the seed records beside it. Exits 1 on any problem."""
+    from bench.run.checks import validate_paths
+    v = validate_paths(paths or [DEFAULT_RESULTS], allow_smoke=allow_smoke)
+    for _, msg in v.problems:
         err.print(f"[red]invalid[/] {msg}", highlight=False)
-        bad.add(msg.split(":")[0])
-    for f, msg in data_mismatches(checked):
-        err.print(f"[red]invalid[/] {msg}", highlight=False)
-        bad.add(f)
-    for f in entries:
-        for msg in entry_problems(f):
-            err.print(f"[red]invalid[/] {msg}", highlight=False)
-            bad.add(f)
-    out.print(f"{len(files) + len(entries) - len(bad)} valid, {len(bad)} invalid file(s) "
-              f"({len(files)} record(s), {len(entries)} entr{'y' if len(entries) == 1 else 'ies'})")
+    bad = len(v.bad)
+    out.print(f"{v.records + v.entries - bad} valid, {bad} invalid file(s) ({v.records} "
+              f"record(s), {v.entries} entr{'y' if v.entries == 1 else 'ies'})")
     if bad:
         raise typer.Exit(1)
 
@@ -220,17 +179,15 @@ def submit(
     results_dir: Annotated[Path, typer.Option(help="Where its records are.")] = DEFAULT_RESULTS,
 ) -> None:
     """Check a method's records are complete and current, then write its leaderboard entry."""
-    import methods as registry
-    from bench import __version__, summary
+    from bench import __version__, report
     from bench.records import checkpoint_path, record_path
-    from bench.runner import TEACHER
-    from bench.submission import build_entry, completeness_problems, protocol_seeds, write_entry
+    from bench.records.submission import build_entry, write_entry
+    from bench.run.checks import submission_problems
+    from bench.run.spec import TEACHER, job_seeds, method_spec
     p = get_protocol(protocol)
-    specs, _ = registry.discover()
-    if method != TEACHER and method not in specs:
-        raise UsageError(f"unknown method {method!r}; available: {', '.join(sorted(specs))}")
-    source_sha = None if method == TEACHER else specs[method].cls.source_hash()
-    records, problems, rerun = completeness_problems(p, method, source_sha, results_dir)
+    if method != TEACHER:
+        method_spec(method)  # a clear error for an unknown or broken method
+    records, problems, rerun = submission_problems(p, method, results_dir)
     if problems:
         err.print(f"[red]{method} is not ready to submit[/] under {p.name} ({p.hash}):",
                   highlight=False)
@@ -241,12 +198,13 @@ def submit(
                   f"--results-dir {results_dir}, then submit again", highlight=False)
         raise typer.Exit(1)
     path = write_entry(build_entry(records, __version__), results_dir)
-    out.print(summary.table(records, title=f"{method} on {p.name} ({p.hash})"))
-    files = [path] + [record_path(results_dir, p.name, method, s) for s in protocol_seeds(p, method)]
-    files += [checkpoint_path(results_dir, p.name, method, s) for s in protocol_seeds(p, method)]
+    out.print(report.table(records, title=f"{method} on {p.name} ({p.hash})"))
+    seeds = job_seeds(p, method)
+    files = [path] + [record_path(results_dir, p.name, method, s) for s in seeds]
+    files += [checkpoint_path(results_dir, p.name, method, s) for s in seeds]
     if method != TEACHER:
         from bench.provenance import relative_to_repo
-        src = specs[method].cls.source_file()
+        src = method_spec(method).cls.source_file()
         test = src.parent.parent / "tests" / f"test_method_{method}.py"
         files = [Path(relative_to_repo(src))] + ([Path(relative_to_repo(test))] if test.exists()
                                                    else []) + files
@@ -266,7 +224,7 @@ def verify(
 ) -> None:
     """Reload a record's checkpoint (weights only), re-evaluate clean and PGD accuracy, and mark
     the record verified when both match within the tolerance."""
-    from bench.verify import verify as run_verify
+    from bench.run.verify import verify as run_verify
     if not record.exists():
         raise UsageError(f"{record}: no such file")
     rec, v = run_verify(record, _device(device), tolerance, data_dir)
@@ -287,12 +245,12 @@ def show(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Record files or directories [default: results].")] = None,
 ) -> None:
     """Print the summary table (mean ± std over seeds) of existing records."""
-    from bench import summary
+    from bench import report
     from bench.records import find_records, read_record
     records = [read_record(f) for f in find_records(paths or [DEFAULT_RESULTS])]
     if not records:
         raise UsageError("no records found; run `kdbench run` first")
-    out.print(summary.table(records))
+    out.print(report.table(records))
 
 
 @app.command("new-method")
@@ -319,27 +277,15 @@ def leaderboard(
     repo_url: Annotated[Optional[str], typer.Option(help="Base URL that method source paths are linked under, e.g. https://github.com/ORG/kdbench/blob/main [default: $KDBENCH_REPO_URL, else paths are shown as text].")] = None,
 ) -> None:
     """Serve the Streamlit leaderboard of the records under --results-dir (reads records only)."""
+    from bench.serve import streamlit_command
     if not 1 <= port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {port}")
-    # A path, not an import: bench/ never imports from leaderboard/ (data flows one way).
-    app_file = Path(__file__).resolve().parent.parent / "leaderboard" / "app.py"
-    if not app_file.is_file():
-        raise UsageError(f"the leaderboard app is not installed ({app_file} is missing)")
-    env = dict(os.environ, KDBENCH_RESULTS_DIR=str(results_dir.resolve()))
-    if repo_url is not None:
-        env["KDBENCH_REPO_URL"] = repo_url
+    cmd, env = streamlit_command(results_dir, host, port, repo_url)
     if not results_dir.is_dir():
         err.print(f"[yellow]note:[/] {results_dir} does not exist yet; the page says how to "
                   "produce results", highlight=False)
     out.print(f"kdbench leaderboard of {results_dir.resolve()}: http://{host}:{port}",
               highlight=False, soft_wrap=True)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file),
-           "--server.headless", "true", "--server.address", host, "--server.port", str(port),
-           "--browser.gatherUsageStats", "false",
-           # A served leaderboard is not a development session: no reload on file saves, no
-           # developer menu.
-           "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-           "--client.toolbarMode", "viewer"]
     sys.stdout.flush()
     sys.stderr.flush()
     # exec, not a child: Ctrl-C and kill reach streamlit directly and its exit code is ours.
@@ -349,32 +295,10 @@ def leaderboard(
 @app.command()
 def doctor() -> None:
     """Check the installation: torch, torchattacks, robustbench's files and import, data, CUDA."""
-    import importlib.metadata as md
-
-    import torch
-
-    from bench import robustbench_compat as rbc
-    problems = []
-    out.print(f"torch {torch.__version__}, CUDA {'available: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'not available (CPU only)'}")
-    for dist in ("torchattacks", "robustbench", "pyautoattack", "mlxtend", "streamlit"):
-        try:
-            out.print(f"{dist} {md.version(dist)}")
-        except md.PackageNotFoundError:
-            problems.append(f"{dist} is not installed; run `make install`")
-    try:
-        rbc.import_robustbench()
-        from robustbench.data import load_cifar10c  # noqa: F401
-        from robustbench.eval import benchmark  # noqa: F401
-        out.print("robustbench: files match its RECORD; imports with the autoattack alias")
-    except KdbenchError as e:
-        problems.append(str(e))
-    try:
-        from bench.data import load_split
-        split = load_split(get_protocol(DEFAULT_PROTOCOL))
-        out.print(f"{DEFAULT_PROTOCOL} data: {len(split.x_train)} train / {len(split.x_test)} test "
-                  f"images (fingerprint {split.fingerprint})")
-    except KdbenchError as e:
-        problems.append(str(e))
+    from bench.doctor import checks
+    lines, problems = checks()
+    for line in lines:
+        out.print(line)
     for p in problems:
         err.print(f"[red]problem:[/] {p}", highlight=False)
     if problems:

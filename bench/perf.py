@@ -38,19 +38,20 @@ import torch
 
 import methods
 from attacks.adversarial import make_attack, robust_mask
-from bench import gpu_speed
-from bench.engine import build_method, train
-from bench.evaluate import (DEFAULT_EVALUATORS, CorruptedTestSet, EvalContext, TransferSource,
-                            measure_efficiency)
-from bench.models import build_model
+from bench.data.split import Batch
+from bench.eval.suite import (DEFAULT_EVALUATORS, CorruptedTestSet, EvalContext, TransferSource,
+                              measure_efficiency)
+from bench.models.registry import build_model
 from bench.progress import Reporter
 from bench.protocols import Protocol, get_protocol
-from bench.teacher import teacher_method
-from bench.teacher_source import OnlineTeacher, teacher_source
+from bench.train import device as dev
+from bench.train.engine import build_method, train
+from bench.train.teacher import teacher_method
+from bench.train.teacher_outputs import OnlineTeacher, teacher_source
 
 
 def _sync(device: str) -> None:
-    if gpu_speed.is_cuda(device):
+    if dev.is_cuda(device):
         torch.cuda.synchronize()
 
 
@@ -80,7 +81,7 @@ def train_ips(p: Protocol, arch: str, method_cls, x: torch.Tensor, y: torch.Tens
     source = teacher_source(p, teacher, x) if teacher is not None else None
     if source is not None:
         source.ensure(tuple(method.feature_taps))  # a cache is computed once per run: not timed
-    model = gpu_speed.compile_for_training(model, compile)
+    model = dev.compile_for_training(model, compile)
     one = dataclasses.replace(recipe, epochs=1)
     warm = min(len(x), 2 * recipe.batch_size)  # a prefix: cached outputs stay at their index
     train(model, method, one, x[:warm], y[:warm], 0, source, augmentation=p.augmentation)
@@ -100,7 +101,6 @@ def pgd_ips(p: Protocol, model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
 
 def online_teacher_ips(p: Protocol, teacher: torch.nn.Module, x: torch.Tensor,
                        device: str) -> float:
-    from bench.data import Batch
     source, bs = OnlineTeacher(teacher), p.student_recipe.batch_size
     batches = [Batch(x[i:i + bs], x.new_zeros(0), x.new_zeros(0)) for i in range(0, len(x), bs)]
     source.outputs(batches[0], ())
@@ -138,17 +138,17 @@ def measure(protocol: str = "cifar10", device: str = "cpu", n_train: int = 10240
     p = get_protocol(protocol)
     if smoke:
         p = p.for_smoke()
-    gpu_speed.configure(device)
+    dev.configure(device)
     specs, _ = methods.discover()
     names = method_names or sorted(specs)
     xt, yt = random_data(p, n_train, device, seed=0)
     xe, ye = random_data(p, n_eval, device, seed=1)
     tcls = teacher_method(p)
     r: dict = {"protocol": p.name, "protocol_hash": p.hash, "smoke": p.smoke, "device": device,
-               "device_name": (torch.cuda.get_device_name() if gpu_speed.is_cuda(device)
+               "device_name": (torch.cuda.get_device_name() if dev.is_cuda(device)
                                else "cpu"),
                "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "bf16_autocast": gpu_speed.is_cuda(device), "compile": compile,
+               "bf16_autocast": dev.is_cuda(device), "compile": compile,
                "n_train_measured": n_train, "n_eval_measured": n_eval, "ips": {}, "seconds": {}}
     ips, sec = r["ips"], r["seconds"]
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import torch
 
-from bench.data import Batch
-from bench.engine import check_loss, apply_perturb, build_method
-from bench.features import TappedModel
-from bench.models import build_model
+from bench.data.split import Batch
+from bench.models.registry import build_model
+from bench.models.taps import tapped
 from bench.protocols import DEFAULT_PROTOCOL, get_protocol
+from bench.train.engine import teacher_attached, apply_perturb, build_method, check_loss
+from bench.train.teacher_outputs import TeacherQuery
 from methods.api import Method, Step
 
 
@@ -27,18 +28,14 @@ def one_step(cls: type[Method], protocol_name: str = DEFAULT_PROTOCOL, batch_siz
     batch = Batch(x, torch.randint(0, p.num_classes, (batch_size,)), torch.arange(batch_size))
     method = build_method(cls, cls.Hparams(), p, student, teacher if cls.uses_teacher else None, x)
     taps = tuple(cls.feature_taps)
-    teacher_out = None
+    teacher_out, query = None, None
     if cls.uses_teacher:
-        tapped_teacher = TappedModel(teacher, taps)
+        query = TeacherQuery(teacher)
         with torch.no_grad():
-            teacher_out = tapped_teacher(x)
-        tapped_teacher.remove()
+            teacher_out = query(x, taps)
     student.train()
-    batch = apply_perturb(method, batch, student, teacher_out)
-    tapped = TappedModel(student, taps)
-    try:
-        loss = check_loss(method, method.loss(Step(batch, teacher_out, tapped, 0, 1)), 0, 0)
+    with teacher_attached(method, query), tapped(student, taps) as s:
+        batch = apply_perturb(method, batch, student, teacher_out)
+        loss = check_loss(method, method.loss(Step(batch, teacher_out, s, 0, 1, query)), 0, 0)
         loss.backward()
-    finally:
-        tapped.remove()
     return loss.detach()

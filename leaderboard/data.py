@@ -12,16 +12,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from bench.errors import RecordError
 from bench.protocols import PROTOCOLS
-from bench.records import Record, find_records, read_record
-from bench.validate import layout_problem
-
-# Where `kdbench leaderboard` tells the app to read; the app falls back to ./results.
-RESULTS_DIR_ENV = "KDBENCH_RESULTS_DIR"
-# Base URL that repo-relative `method_source` paths are appended to, e.g.
-# https://github.com/ORG/kdbench/blob/main ; unset: the path is shown as text.
-REPO_URL_ENV = "KDBENCH_REPO_URL"
+from bench.records import Record, RecordError, find_records, read_record
+from bench.records.layout import REPO_URL_ENV, RESULTS_DIR_ENV  # noqa: F401  (the app reads both)
+from bench.records.validate import layout_problem
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 
@@ -65,7 +59,6 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Loaded:
-    results_dir: str
     exists: bool
     by_protocol: dict[ProtocolKey, list[Record]] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
@@ -156,7 +149,7 @@ def load(results_dir: Path) -> Loaded:
             continue
         seen[job] = rel
         by_protocol.setdefault(key, []).append(rec)
-    return Loaded(str(results_dir), results_dir.is_dir(), _split_by_data(by_protocol), skipped)
+    return Loaded(results_dir.is_dir(), _split_by_data(by_protocol), skipped)
 
 
 def _split_by_data(by_protocol: dict[ProtocolKey, list[Record]]

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from bench.records import DeviceTimings, Record
-from bench.summary import Stat, group, with_mce
+from bench.records.aggregate import Stat, group, with_mce
 
 REFERENCE_FAMILY = "reference"
 
@@ -67,19 +66,6 @@ ACCURACIES = tuple(m for m in METRICS if m.accuracy)
 COSTS = tuple(m for m in METRICS if not m.accuracy)
 
 
-def verification_of(rec: Record) -> bool | None:
-    """The record's `verification.ok`: True/False, or None when it carries no verification.
-
-    The field is read by name because the schema gains it later; a pydantic object and a plain
-    mapping both work.
-    """
-    v: Any = getattr(rec, "verification", None)
-    if v is None:
-        return None
-    ok = v.get("ok") if isinstance(v, dict) else getattr(v, "ok", None)
-    return ok if isinstance(ok, bool) else None
-
-
 @dataclass(frozen=True)
 class MethodRow:
     """One method under one protocol version, aggregated over its seeds."""
@@ -133,7 +119,7 @@ def aggregate(records: Iterable[Record]) -> list[MethodRow]:
             stats[m.key], counts[m.key] = _stat(per_seed[m.key])
         flags = [r.metrics.unreliable for r in recs]
         reasons = tuple(dict.fromkeys(x for r in recs for x in r.metrics.unreliable_reasons))
-        verdicts = [verification_of(r) for r in recs]
+        verdicts = [r.verification.ok if r.verification else None for r in recs]
         rows.append(MethodRow(
             method=method, family=recs[0].family, source=recs[0].method_source,
             source_sha256=tuple(dict.fromkeys(r.method_source_sha256 for r in recs)),

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from bench.summary import Stat
+from bench.records.aggregate import Stat
 from leaderboard.metrics import BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank
 
 MISSING = "—"  # shown for anything a record does not carry; never 0

@@ -226,12 +226,11 @@ def method_detail(rows: list[MethodRow], key: ProtocolKey) -> None:
     if row.unreliable_reasons:
         st.caption("Reasons for the unreliable flag")
         st.text("\n".join(row.unreliable_reasons))
-    verifications = {f"seed {r.seed}": v for r in row.records
-                     if (v := getattr(r, "verification", None)) is not None}
+    verifications = {f"seed {r.seed}": r.verification.model_dump(mode="json")
+                     for r in row.records if r.verification is not None}
     st.caption("Verification")
     if verifications:
-        st.json({k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v
-                 for k, v in verifications.items()})
+        st.json(verifications)
     else:
         st.text("not verified (no record carries a verification)")
     st.caption("Library versions and machine")

@@ -17,7 +17,7 @@ from pathlib import Path
 from methods.api import Method, MethodSpec, register_method, registry
 
 ENTRY_POINT_GROUP = "kdbench.methods"
-_NOT_METHODS = {"api"}
+_NOT_METHODS = {"api", "losses"}  # the contract and the shared losses
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,4 @@ def discover() -> tuple[dict[str, MethodSpec], list[LoadError]]:
     return registry(), errors
 
 
-def reset_discovery() -> None:
-    """Forget what discover() found (tests that add methods at run time use this)."""
-    global _errors
-    _errors = None
-
-
-__all__ = ["ENTRY_POINT_GROUP", "LoadError", "discover", "reset_discovery"]
+__all__ = ["ENTRY_POINT_GROUP", "LoadError", "discover"]

@@ -9,16 +9,11 @@ Every term uses the teacher's soft labels on the clean input (no gradient); labe
 used at all, which is RSLAD's point. The KL weights are the paper's.
 """
 
-import torch
 import torch.nn.functional as F
 
 from attacks.pgd import pgd_linf
 from methods.api import HParams, Method, Step, register_method
-
-
-def soft_kl(student_logits: torch.Tensor, teacher_prob: torch.Tensor) -> torch.Tensor:
-    """KL(teacher || student) at temperature 1, averaged over the batch."""
-    return F.kl_div(F.log_softmax(student_logits, 1), teacher_prob, reduction="batchmean")
+from methods.losses import soft_kl
 
 
 @register_method

@@ -11,33 +11,44 @@ engine gives it a `Step`; it returns a scalar loss. Optional hooks, each with a 
 - `extra_modules()`  trainable modules (connectors, regressors) optimised with the student and
                      thrown away afterwards: never part of the evaluated or measured student.
 - `perturb()`        a per-batch input transform, e.g. adversarial examples crafted against the
-                     student. Runs with the student in eval mode; the result is `step.batch.x_adv`.
+                     student. Runs with the student in `perturb_mode` ("eval" by default,
+                     "train" where a paper's code attacks in train mode); the result is
+                     `step.batch.x_adv`.
 - `on_epoch_start()` to change behaviour over training (e.g. stage-wise schedules).
 - `state_dict()` / `load_state_dict()` for state kept across steps outside `extra_modules()` (an
                      EMA, a memory bank), so an interrupted run resumes exactly. Tensors and plain
                      data only.
 
-Teacher outputs are always on the clean inputs `batch.x` (augmented, when the protocol augments).
-Without augmentation they come from a cache computed once per run, so a KD step costs little more
-than a plain one; under augmentation the teacher runs on every batch (eval mode, no gradient,
-bf16 on CUDA: bench/teacher_source.py).
+`step.teacher` holds the teacher's outputs on the clean inputs `batch.x` (augmented, when the
+protocol augments). Without augmentation they come from a cache computed once per run, so a KD
+step costs little more than a plain one; under augmentation the teacher runs on every batch (eval
+mode, no gradient, bf16 on CUDA: bench/train/teacher_outputs.py).
+
+The teacher on any other input (adversarial examples, say): `self.query_teacher(x, taps)` in
+`perturb()` or `loss()`, or `step.teacher_on(x, taps)`. The teacher runs in eval mode with frozen
+weights; gradients reach `x` when it requires them (an attack through the teacher), never the
+teacher. The images it runs on are counted in the job's training stats. A method never holds the
+teacher module itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from bench.data import Batch
-from bench.features import Outputs, TappedModel
+from bench.data.split import Batch
+from bench.models.taps import Outputs, TappedModel
 from bench.protocols import Protocol
+
+# The teacher on any input: (x, taps) -> Outputs (bench.train.teacher_outputs.TeacherQuery).
+TeacherQuery = Callable[..., Outputs]
 
 FAMILIES = ("reference", "logit", "feature", "adversarial")
 
@@ -66,12 +77,19 @@ class Step:
     """One training step as a method sees it."""
 
     def __init__(self, batch: Batch, teacher: Outputs | None, student: TappedModel,
-                 epoch: int, epochs: int):
+                 epoch: int, epochs: int, teacher_query: TeacherQuery | None = None):
         self.batch = batch
         self.teacher = teacher  # teacher outputs on batch.x (clean), no gradient; None if unused
         self.epoch, self.epochs = epoch, epochs
         self._student = student
+        self._query = teacher_query
         self._clean: Outputs | None = None
+
+    def teacher_on(self, x: torch.Tensor, taps: tuple[str, ...] = ()) -> Outputs:
+        """The teacher's outputs on `x` (eval mode, frozen weights; counted in the job's cost)."""
+        if self._query is None:
+            raise RuntimeError("step.teacher_on() needs a method with uses_teacher = True")
+        return self._query(x, taps)
 
     def student(self, x: torch.Tensor | None = None) -> Outputs:
         """The student's outputs (logits and tapped features) on `x`, default the clean batch.
@@ -94,10 +112,19 @@ class Method:
     uses_teacher: ClassVar[bool] = True
     feature_taps: ClassVar[tuple[str, ...]] = ()
     Hparams: ClassVar[type[HParams]] = HParams
+    perturb_mode: ClassVar[Literal["eval", "train"]] = "eval"  # the student's mode in perturb()
 
     def __init__(self, hparams: HParams, ctx: MethodContext):
         self.hp = hparams
         self.ctx = ctx
+        self._teacher_query: TeacherQuery | None = None  # set by the engine during training
+
+    def query_teacher(self, x: torch.Tensor, taps: tuple[str, ...] = ()) -> Outputs:
+        """The teacher's outputs on `x`, from `perturb()` or `loss()` (see the module docstring)."""
+        if self._teacher_query is None:
+            raise RuntimeError(f"{type(self).__name__}.query_teacher() is only available during "
+                               "training, for a method with uses_teacher = True")
+        return self._teacher_query(x, taps)
 
     def extra_modules(self) -> nn.Module | None:
         return None
@@ -122,11 +149,6 @@ class Method:
     @classmethod
     def source_file(cls) -> Path:
         return Path(inspect.getsourcefile(cls)).resolve()
-
-    @classmethod
-    def source_hash(cls) -> str:
-        """sha256 of the method's file: a result belongs to exactly this code."""
-        return hashlib.sha256(cls.source_file().read_bytes()).hexdigest()
 
     @classmethod
     def has_perturb(cls) -> bool:
@@ -172,5 +194,5 @@ def registry() -> dict[str, MethodSpec]:
     return _REGISTRY
 
 
-__all__ = ["FAMILIES", "HParams", "Method", "MethodContext", "MethodSpec", "Step",
+__all__ = ["FAMILIES", "HParams", "Method", "MethodContext", "MethodSpec", "Outputs", "Step",
            "register_method", "registry"]

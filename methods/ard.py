@@ -10,9 +10,9 @@ Defaults are the paper's released settings (T = 30, alpha = 1).
 
 import torch.nn.functional as F
 
-from attacks.pgd import pgd_linf
+from attacks.pgd import pgd_ce
 from methods.api import HParams, Method, Step, register_method
-from methods.vanilla import kd_loss
+from methods.losses import kd_loss
 
 
 @register_method
@@ -28,8 +28,8 @@ class ARD(Method):
 
     def perturb(self, batch, student, teacher):
         e = self.ctx.protocol.eval
-        return pgd_linf(lambda xa: F.cross_entropy(student(xa), batch.y), batch.x, e.eps,
-                        e.pgd_step_size, self.hp.steps, e.pgd_random_start)
+        return pgd_ce(student, batch.x, batch.y, e.eps, e.pgd_step_size, self.hp.steps,
+                      e.pgd_random_start)
 
     def loss(self, step: Step):
         adv = kd_loss(step.student(step.batch.x_adv).logits, step.teacher.logits, self.hp.T)

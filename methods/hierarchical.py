@@ -10,19 +10,11 @@ multi-stage successors), and the Hinton KD term on the logits runs throughout.
 The regressors are extra modules: optimised with the student, discarded before evaluation.
 """
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
 from methods.api import HParams, Method, Step, register_method
-from methods.vanilla import kd_loss
-
-
-def hint_loss(teacher_feat: torch.Tensor, regressed: torch.Tensor) -> torch.Tensor:
-    """0.5 * squared error per element, averaged over elements (FitNets' loss, scale-free)."""
-    if regressed.shape[-2:] != teacher_feat.shape[-2:]:
-        regressed = F.adaptive_avg_pool2d(regressed, teacher_feat.shape[-2:])
-    return 0.5 * (teacher_feat - regressed).pow(2).mean()
+from methods.losses import hint_loss, kd_loss
 
 
 @register_method

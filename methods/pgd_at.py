@@ -6,7 +6,7 @@ adversarial distillation method should be compared against.
 
 import torch.nn.functional as F
 
-from attacks.pgd import pgd_linf
+from attacks.pgd import pgd_ce
 from methods.api import HParams, Method, Step, register_method
 
 
@@ -22,8 +22,8 @@ class PGDAT(Method):
 
     def perturb(self, batch, student, teacher):
         e = self.ctx.protocol.eval
-        return pgd_linf(lambda xa: F.cross_entropy(student(xa), batch.y), batch.x, e.eps,
-                        e.pgd_step_size, self.hp.steps, e.pgd_random_start)
+        return pgd_ce(student, batch.x, batch.y, e.eps, e.pgd_step_size, self.hp.steps,
+                      e.pgd_random_start)
 
     def loss(self, step: Step):
         return F.cross_entropy(step.student(step.batch.x_adv).logits, step.batch.y)

@@ -7,15 +7,10 @@ point-wise, as opposed to relational (pair-wise) distillation. Ba & Caruana regr
 rather than probabilities so that information the softmax squashes is kept.
 """
 
-import torch
 import torch.nn.functional as F
 
 from methods.api import HParams, Method, Step, register_method
-
-
-def logit_l2(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """Squared L2 distance between logit vectors, averaged over the batch."""
-    return (student_logits - teacher_logits).pow(2).sum(1).mean()
+from methods.losses import logit_l2
 
 
 @register_method

@@ -6,17 +6,10 @@ The T^2 factor keeps the soft-target gradients on the same scale as the hard-tar
 changes (section 2 of the paper). KL uses batchmean reduction: the true KL divergence per example.
 """
 
-import torch
 import torch.nn.functional as F
 
 from methods.api import HParams, Method, Step, register_method
-
-
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
-    """T^2 * KL(softmax(t/T) || softmax(s/T)), averaged over the batch."""
-    return F.kl_div(F.log_softmax(student_logits / T, dim=1),
-                    F.log_softmax(teacher_logits / T, dim=1),
-                    reduction="batchmean", log_target=True) * T * T
+from methods.losses import kd_loss
 
 
 @register_method

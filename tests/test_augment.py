@@ -3,7 +3,7 @@ flipping; a protocol without augmentation draws nothing extra."""
 
 import torch
 
-from bench.augment import PAD, crop_flip, draw_crop_flip, for_epoch
+from bench.data.augment import PAD, crop_flip, draw_crop_flip, for_epoch
 from bench.data import train_batches
 
 

@@ -3,7 +3,8 @@ import os
 import pytest
 import torch
 
-from bench.checkpoints import file_sha256, load_checkpoint, save_checkpoint
+from bench.checkpoints import load_weights, save_weights
+from bench.files import file_sha256
 from bench.errors import KdbenchError
 
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 import torchvision
 
-from bench import cifar
-from bench.cifar10c import Cifar10C
+from bench.data import cifar10 as cifar
+from bench.data.cifar10c import Cifar10C
 from bench.data import load_split
 from bench.errors import DataError
-from bench.evaluate import CorruptedTestSet
+from bench.eval.suite import CorruptedTestSet
 from bench.protocols import get_protocol
 from bench.records import read_record
 from cifar_data import images, write_cifar10, write_cifar10c
@@ -143,7 +143,7 @@ def test_present_cifar10c_files_replace_generated_corruptions(cifar_dir, skip_md
 
 def test_teacher_cache_is_keyed_by_the_training_data_not_by_cifar10c(cifar_dir, skip_md5,
                                                                      tmp_path):
-    from bench.teacher import teacher_checkpoint
+    from bench.train.teacher import teacher_checkpoint
     p = small()
     key = teacher_checkpoint(tmp_path / "cache", p, load_split(p, cifar_dir))
     write_cifar10c(cifar_dir, ["fog"], n_per_severity=N_TEST, seed=2)  # evaluation data only

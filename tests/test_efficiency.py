@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench import efficiency
-from bench.evaluate import measure_efficiency
+from bench.eval import efficiency
+from bench.eval.suite import measure_efficiency
 from bench.models import build_model
 from bench.records import Efficiency
 

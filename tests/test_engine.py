@@ -1,8 +1,10 @@
 import torch
 
 import methods
-from bench.engine import TeacherOutputs, build_method, feature_shapes, train
-from bench.features import TappedModel
+from bench.models.taps import feature_shapes
+from bench.train.engine import build_method, train
+from bench.train.teacher_outputs import TeacherOutputs
+from bench.models.taps import TappedModel
 from bench.models import build_model, count_params
 
 

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 import methods
 from bench.data import Batch
-from bench.engine import build_method
-from bench.features import Outputs
+from bench.train.engine import build_method
+from bench.models.taps import Outputs
 from bench.models import build_model, count_params
 from bench.plugin_check import one_step
 from methods.api import Step
@@ -140,7 +140,7 @@ def test_hierarchical_switches_hints_on_from_low_to_high_stages(hierarchical):
 
 
 def test_hint_loss_is_half_the_mean_squared_error_with_spatial_alignment():
-    from methods.hierarchical import hint_loss
+    from methods.losses import hint_loss
     t = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
     r = torch.zeros(1, 1, 4, 4) + 1.0  # pooled to 2x2 ones
     assert hint_loss(t, r).item() == pytest.approx(0.5 * (0 + 1 + 4 + 9) / 4)
@@ -153,7 +153,7 @@ def trained_pair(protocol, split):
     """A student and a teacher trained for two epochs: attacks have something to break."""
     import dataclasses
 
-    from bench.engine import train
+    from bench.train.engine import train
     recipe = dataclasses.replace(protocol.student_recipe, epochs=2)
     baseline = methods.discover()[0]["baseline"].cls
     nets = []

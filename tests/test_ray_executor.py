@@ -43,7 +43,7 @@ def test_a_failing_method_is_reported_like_a_local_failure(smoke_run, tmp_path):
 
 
 def test_missing_ray_is_a_clear_message(monkeypatch):
-    from bench import ray_executor
+    from bench.run import ray_executor
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     with pytest.raises(UsageError, match=r"pip install 'kdbench\[ray\]'"):
         ray_executor._import_ray(local=True)

@@ -5,7 +5,7 @@ import pytest
 
 from bench.errors import RecordError
 from bench.records import Record, atomic_write_text, read_record, write_record
-from bench.validate import check_record
+from bench.records.validate import check_record
 from conftest import kdbench, load_json
 
 

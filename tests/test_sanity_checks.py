@@ -8,8 +8,8 @@ from torch import nn
 
 import methods
 from attacks import sanity
-from bench.engine import build_method, train
-from bench.evaluate import CleanAccuracy, EvalContext, SanityChecks, TransferSource, WhiteBoxAttacks
+from bench.train.engine import build_method, train
+from bench.eval.suite import CleanAccuracy, EvalContext, SanityChecks, TransferSource, WhiteBoxAttacks
 from bench.models import build_model
 from bench.progress import Reporter
 

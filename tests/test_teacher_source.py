@@ -8,14 +8,15 @@ import pytest
 import torch
 
 import methods
-from bench import gpu_speed
+from bench.train import device as gpu_speed
 from bench.data import Batch
-from bench.engine import TeacherOutputs, build_method, train
+from bench.train.engine import build_method, train
+from bench.train.teacher_outputs import TeacherOutputs
 from bench.errors import MethodError
-from bench.features import TappedModel
+from bench.models.taps import TappedModel
 from bench.models import build_model
 from bench.protocols import get_protocol
-from bench.teacher_source import OnlineTeacher, teacher_source
+from bench.train.teacher_outputs import OnlineTeacher, teacher_source
 from methods.api import Method
 
 P = get_protocol("cifar10")

@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from bench.data import Batch
-from bench.features import Outputs
+from bench.models.taps import Outputs
 from methods.api import Step
-from methods.vanilla import Vanilla, kd_loss
+from methods.losses import kd_loss
+from methods.vanilla import Vanilla
 
 
 def softmax(z):

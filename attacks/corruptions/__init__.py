@@ -59,13 +59,8 @@ import torch
 
 from attacks.corruptions import blur, digital, noise, weather  # noqa: F401  (registers them)
 from attacks.corruptions.base import CORRUPTIONS, Corruption, corruption
-
-CIFAR10_C: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-    "jpeg_compression",
-)
-EXTRAS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+from bench.protocols import CIFAR10_C
+from bench.protocols import CIFAR10_C_EXTRAS as EXTRAS
 
 # Published order (the registry fills in module order); same dict object, reordered in place.
 _registered = dict(CORRUPTIONS)

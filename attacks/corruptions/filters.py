@@ -3,6 +3,9 @@
 Border modes are named after what the original script's libraries do at the image edge:
 "reflect" is OpenCV's default BORDER_REFLECT_101 (dcb|abcd), "symmetric" is scipy/skimage's
 "reflect" (cba|abcd) and "replicate" is skimage's "nearest" and ImageMagick's edge (aaa|abcd).
+
+The module is long because it is one family: every filter the corruptions share, each a small
+port of one library call, kept together so their border conventions stay consistent.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torchattacks
 
-from bench import efficiency
-from bench.evaluate import EvalContext
+from bench.eval import efficiency
+from bench.eval.suite import EvalContext
 from bench.models import build_model
 from bench.progress import Reporter
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import methods
-from bench.engine import TeacherOutputs, build_method, train
+from bench.train.engine import build_method, train
+from bench.train.teacher_outputs import TeacherOutputs
 from bench.models import build_model
 
 _medians: dict[str, float] = {}

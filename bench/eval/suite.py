@@ -19,8 +19,9 @@ from attacks import corruptions as corr
 from attacks import sanity
 from attacks.adversarial import make_attack, predict, robust_mask
 from attacks.autoattack import autoattack_mask
-from bench import efficiency, faults
-from bench.cifar10c import Cifar10C
+from bench import faults
+from bench.data.cifar10c import Cifar10C
+from bench.eval import efficiency
 from bench.progress import Reporter
 from bench.protocols import Protocol, parse_eps
 
@@ -54,7 +55,7 @@ class TransferSource:
 class CorruptedTestSet:
     """The corrupted test images, generated once per run (per process) and shared by every
     model: each model sees exactly the same images, and generation is paid once. Corruptions
-    that `files` holds (CIFAR-10-C, bench/cifar10c.py) are read from them instead."""
+    that `files` holds (CIFAR-10-C, bench/data/cifar10c.py) are read from them instead."""
 
     def __init__(self, x: torch.Tensor, seed: int, files: Cifar10C | None = None):
         self.x, self.seed, self.files = x, seed, files
@@ -254,7 +255,7 @@ class Corruptions:
 def measure_efficiency(model: nn.Module, protocol: Protocol) -> dict:
     """The `efficiency` section. It depends on the architecture only, so a run measures it once
     per architecture, with no job running beside it, and every record of that architecture
-    carries the same numbers (bench/runner.py)."""
+    carries the same numbers (bench/run/jobs.py)."""
     e = protocol.eval
     return efficiency.measure(model, protocol.input_shape, e.latency_batch_sizes, e.cpu_threads,
                               e.latency_min_run_time)

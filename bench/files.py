@@ -1,8 +1,12 @@
-"""Atomic file writes: a temporary file in the same directory, fsync, then a rename. Readers see
-the old file or the whole new one, never half of either; a failed write leaves nothing behind."""
+"""Files: atomic writes and sha256 digests, torch-free.
+
+Atomic writes go through a temporary file in the same directory, fsync, then a rename. Readers
+see the old file or the whole new one, never half of either; a failed write leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -30,3 +34,16 @@ def atomic_write(path: Path, data: bytes, error: type[KdbenchError] = KdbenchErr
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bytes_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,25 +1,23 @@
-"""Result records: one JSON file per (protocol, method, seed), schema-versioned and validated.
+"""The result record's schema: one JSON file per (protocol, method, seed), validated by pydantic.
 
-Layout: `<results-dir>/<protocol>/<method>/seed-<n>.json`. Field names follow RobustBench's
-model_info where the meaning matches (`clean_acc`, `corruptions_acc`, `eps` as a string).
-Accuracies are percentages. Files are written atomically: a reader never sees half a record.
+Field names follow RobustBench's model_info where the meaning matches (`clean_acc`,
+`corruptions_acc`, `eps` as a string). Accuracies are percentages. Where records live and how
+they are read and written: bench/records/layout.py.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
-                      PositiveFloat, PositiveInt, ValidationError, model_validator)
+                      PositiveFloat, PositiveInt, model_validator)
 
-from bench.atomic import atomic_write
-from bench.errors import RecordError
-
-SCHEMA_VERSION = 1
+# 2: the job's identity (job_key, harness_version, sources, teacher_key, arch). Records of
+# version 1 stay readable; they read as stale, since nothing in them names the code.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 Pct = Annotated[float, Field(ge=0.0, le=100.0)]
 Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
 
@@ -143,6 +141,7 @@ class Training(Strict):
     steps: PositiveInt
     final_epoch_loss: float
     wall_s: NonNegativeFloat | None  # None: trained by an earlier, interrupted run
+    teacher_query_images: NonNegativeInt = 0  # teacher forward passes a method asked for
 
     @model_validator(mode="after")
     def _finite(self):
@@ -193,7 +192,7 @@ class Verification(Strict):
 
 
 class Record(Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     protocol: str
     protocol_hash: Sha
     smoke: bool
@@ -203,6 +202,14 @@ class Record(Strict):
     method_source: str  # path of the method's file, relative to the repository
     method_source_sha256: Sha
     seed: NonNegativeInt
+    # The job's identity (bench/run/jobs.py: JobSpec): its key, the harness version, the sha256
+    # of every file of the job's code (the method file, every project module it imports, the
+    # architecture), and the teacher it learns from and is evaluated against. Absent in schema 1.
+    job_key: Sha | None = None
+    harness_version: PositiveInt | None = None
+    arch: str | None = None
+    sources: dict[str, Sha] = {}
+    teacher_key: Sha | None = None
     metrics: Metrics
     training: Training
     eval_wall_s: NonNegativeFloat
@@ -210,69 +217,10 @@ class Record(Strict):
     checkpoint: CheckpointRef | None = None
     verification: Verification | None = None
 
-
-def record_path(results_dir: Path, protocol: str, method: str, seed: int) -> Path:
-    return Path(results_dir) / protocol / method / f"seed-{seed}.json"
-
-
-def checkpoint_path(results_dir: Path, protocol: str, method: str, seed: int) -> Path:
-    return Path(results_dir) / protocol / method / f"seed-{seed}.pt"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the whole new one."""
-    atomic_write(path, text.encode(), RecordError,
-                 "choose another --results-dir or fix its permissions")
-
-
-def write_record(record: Record, results_dir: Path) -> Path:
-    path = record_path(results_dir, record.protocol, record.method, record.seed)
-    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
-    return path
-
-
-def read_record(path: Path) -> Record:
-    """Parse and schema-check one record; RecordError names the file and the first problems."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise RecordError(f"{path}: cannot read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise RecordError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}") from None
-    if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
-        raise RecordError(f"{path}: schema_version {data.get('schema_version')!r} is not "
-                          f"supported (this kdbench reads version {SCHEMA_VERSION})")
-    try:
-        return Record.model_validate(data)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(record)'}: {err['msg']}"
-                             for err in e.errors()[:5])
-        more = f" (and {e.error_count() - 5} more)" if e.error_count() > 5 else ""
-        raise RecordError(f"{path}: {problems}{more}") from None
-
-
-def _find(paths: list[Path], pattern: str) -> list[Path]:
-    found: dict[Path, None] = {}  # ordered, and each file once however it was named
-    for p in map(Path, paths):
-        if p.is_dir():
-            found.update(dict.fromkeys(sorted(p.rglob(pattern))))
-        elif p.exists():
-            if p.match(pattern):
-                found[p] = None
-        else:
-            raise RecordError(f"{p}: no such file or directory")
-    unique: dict[Path, Path] = {}
-    for f in found:
-        unique.setdefault(f.resolve(), f)
-    return list(unique.values())
-
-
-def find_records(paths: list[Path]) -> list[Path]:
-    """Record files (seed-*.json) under the given files and directories, sorted, each once."""
-    return _find(paths, "seed-*.json")
-
-
-def find_entries(paths: list[Path]) -> list[Path]:
-    """Leaderboard entries (entry.json) under the given files and directories."""
-    return _find(paths, "entry.json")
+    @model_validator(mode="after")
+    def _identity(self):
+        if self.schema_version >= 2 and (self.job_key is None or self.harness_version is None
+                                         or not self.sources or self.arch is None):
+            raise ValueError("a schema-2 record names its job: job_key, harness_version, arch "
+                             "and sources")
+        return self

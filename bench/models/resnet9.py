@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from bench.normalize import Normalize
+from bench.models.normalize import Normalize
+from bench.models.registry import register_arch
 from bench.protocols import Protocol
 
 
@@ -76,3 +77,7 @@ def resnet9(widths: Sequence[int]):
             raise ValueError(f"ResNet-9 needs square inputs, side divisible by 8, not {h}x{w}")
         return ResNet9(widths, c, p.num_classes, h, p.mean, p.std)
     return build
+
+
+register_arch("resnet9", resnet9((64, 128, 256, 512)))
+register_arch("resnet9-quarter", resnet9((16, 32, 64, 128)))

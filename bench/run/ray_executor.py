@@ -18,7 +18,8 @@ from collections.abc import Iterator
 
 from bench.errors import UsageError
 from bench.progress import Reporter
-from bench.runner import Job, JobContext, JobOutcome, RunConfig, run_job
+from bench.run.jobs import Job, JobContext, JobOutcome, RunConfig, run_job
+from bench.train.device import configure_job
 
 _task_ctx: JobContext | None = None
 
@@ -26,10 +27,8 @@ _task_ctx: JobContext | None = None
 def _ray_job(cfg: RunConfig, efficiency: dict[str, dict], job: Job) -> JobOutcome:
     """Runs inside a Ray worker process; the job context is built once per process."""
     global _task_ctx
-    from bench.executors import configure_torch
-
     if _task_ctx is None or _task_ctx.cfg != cfg:
-        configure_torch(cfg)
+        configure_job(cfg.device, cfg.threads)
         _task_ctx = JobContext.build(cfg, Reporter(quiet=True), efficiency)
     return run_job(_task_ctx, job)
 

@@ -1,14 +1,14 @@
-"""Aggregate records over seeds (mean and std), derive mCE, and show them as a table."""
+"""Aggregation over seeds, defined once: mean and std (`Stat`), records grouped by method, and
+the corruption errors (mCE) derived against the baseline. `entry.json`, `kdbench show` and the
+leaderboard all read their numbers through here."""
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rich.table import Table
-
-from bench.records import Record
+from bench.records.schema import Record
 
 
 @dataclass(frozen=True)
@@ -70,41 +70,3 @@ def group(records: Iterable[Record]) -> dict[tuple[str, str], list[Record]]:
     for r in records:
         out.setdefault((r.protocol, r.method), []).append(r)
     return {k: sorted(out[k], key=lambda r: r.seed) for k in sorted(out, key=_row_order)}
-
-
-# column title -> how to read the number from a record
-COLUMNS: dict[str, Callable[[Record], float | None]] = {
-    "clean %": lambda r: r.metrics.clean_acc,
-    "corruptions %": lambda r: r.metrics.corruptions_acc,
-    "FGSM %": lambda r: r.metrics.fgsm_acc,
-    "PGD %": lambda r: r.metrics.pgd_acc,
-    "AutoAttack %": lambda r: r.metrics.autoattack_acc,
-    "robust %": lambda r: r.metrics.robust_acc,
-}
-
-
-def _cell(values: list[float | None]) -> str:
-    present = [v for v in values if v is not None]
-    return str(Stat.of(present)) if present and len(present) == len(values) else "—"
-
-
-def table(records: Iterable[Record], title: str = "kdbench results") -> Table:
-    records = list(records)
-    mces = {id(r): (m, rel) for r, m, rel in with_mce(records)}
-    columns = {k: f for k, f in COLUMNS.items()
-               if any(f(r) is not None for r in records)}  # no all-empty AutoAttack column
-    t = Table(title=title)
-    for col in ("protocol", "method", "family", "seeds", *columns, "mCE", "rel. mCE",
-                "unreliable", "params", "CPU b1 ms"):
-        t.add_column(col, justify="left" if col in ("protocol", "method", "family") else "right")
-    for (protocol, method), recs in group(records).items():
-        eff = recs[0].metrics.efficiency
-        lat = Stat.of(r.metrics.efficiency.cpu.timings[0].median_ms for r in recs)
-        flagged = sum(bool(r.metrics.unreliable) for r in recs)
-        t.add_row(protocol, method, recs[0].family, str(len(recs)),
-                  *(_cell([f(r) for r in recs]) for f in columns.values()),
-                  _cell([mces[id(r)][0] for r in recs]),
-                  _cell([mces[id(r)][1] for r in recs]),
-                  f"[yellow]{flagged}/{len(recs)}[/]" if flagged else "no",
-                  f"{eff.params:,}", f"{lat.mean:.3f}")
-    return t

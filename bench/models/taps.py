@@ -1,10 +1,17 @@
 """Feature taps by module name through forward hooks (torchdistill's ForwardHookManager idea):
-losses read `outputs.features[name]` and never reach into model internals."""
+losses read `outputs.features[name]` and never reach into model internals.
+
+`tapped(model, taps, mode=...)` is the one way to tap a model: a context manager that owns the
+hooks' lifetime (and, when asked, the model's train/eval mode), so a model never keeps a hook or a
+mode it was not built with.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -28,6 +35,7 @@ class TappedModel:
             try:
                 module = model.get_submodule(name)
             except AttributeError:
+                self.remove()
                 raise ValueError(f"{type(model).__name__} has no module {name!r}; its stages are "
                                  f"{getattr(model, 'stages', ())}") from None
             self._handles.append(module.register_forward_hook(self._hook(name)))
@@ -46,3 +54,29 @@ class TappedModel:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+@contextlib.contextmanager
+def tapped(model: nn.Module, taps: Sequence[str] = (),
+           mode: Literal["train", "eval"] | None = None) -> Iterator[TappedModel]:
+    """`model` tapped at `taps` for the block; hooks removed and the model's train/eval mode
+    restored afterwards. `mode` sets the mode inside the block (None leaves it as it is)."""
+    was_training = model.training
+    if mode is not None:
+        model.train(mode == "train")
+    t = TappedModel(model, taps)
+    try:
+        yield t
+    finally:
+        t.remove()
+        model.train(was_training)
+
+
+def feature_shapes(model: nn.Module, taps: tuple[str, ...], example: torch.Tensor
+                   ) -> dict[str, tuple[int, ...]]:
+    """(C, H, W) of each tapped stage, from one forward pass in eval mode."""
+    if not taps:
+        return {}
+    with tapped(model, taps, mode="eval") as t, torch.no_grad():
+        out = t(example[:1])
+    return {name: tuple(out.features[name].shape[1:]) for name in taps}

@@ -1,7 +1,8 @@
 """`kdbench verify`: reload a record's checkpoint and re-evaluate clean and PGD accuracy.
 
-The checkpoint is read with weights_only=True (never unpickling arbitrary objects) and must match
-the sha256 in the record. Evaluation repeats the benchmark's own (same test examples, same seeded
+The record must be current (bench/run/spec.py: `staleness`: made by today's code, against today's
+teacher, its checkpoint present with the recorded sha256); the checkpoint is read with
+weights_only=True (never unpickling arbitrary objects). Evaluation repeats the benchmark's own (same test examples, same seeded
 PGD random starts, the record's thread count), so on the same kind of machine the numbers come
 back exactly; the tolerance absorbs floating-point differences between machines.
 """
@@ -14,15 +15,17 @@ from pathlib import Path
 import torch
 
 from bench import __version__
-from bench.checkpoints import file_sha256, load_checkpoint
-from bench.data import load_split
+from bench.checkpoints import load_weights
+from bench.data.registry import load_split
 from bench.errors import RecordError
-from bench.evaluate import CleanAccuracy, WhiteBoxAttacks, evaluate
-from bench.models import build_model
+from bench.eval.suite import CleanAccuracy, WhiteBoxAttacks, evaluate
+from bench.models.registry import build_model
 from bench.progress import Reporter
 from bench.protocols import get_protocol
-from bench.records import Record, Verification, atomic_write_text, read_record
-from bench.validate import check_record
+from bench.records.layout import atomic_write_text
+from bench.records.schema import Record, Verification
+from bench.records.validate import check_record
+from bench.run.spec import job_spec, staleness
 
 DEFAULT_TOLERANCE = 0.5  # percentage points
 
@@ -34,22 +37,21 @@ def verify(path: Path, device: str = "cpu", tolerance: float = DEFAULT_TOLERANCE
     rec, problems = check_record(path, allow_smoke=True)
     if rec is None or problems:
         raise RecordError("cannot verify: " + "; ".join(problems))
-    if rec.checkpoint is None:
-        raise RecordError(f"{path}: the record names no checkpoint; rerun the job to produce one")
-    results_dir = path.parents[2]
-    ckpt = results_dir / rec.checkpoint.file
-    if not ckpt.exists():
-        raise RecordError(f"{path}: its checkpoint {ckpt} does not exist")
-    if file_sha256(ckpt) != rec.checkpoint.sha256:
-        raise RecordError(f"{ckpt} does not match the sha256 in {path}: it is not the evaluated "
-                          "model")
     protocol = get_protocol(rec.protocol)
     if rec.smoke:
         protocol = protocol.for_smoke()
-    arch = protocol.teacher_arch if rec.method == "teacher" else protocol.student_arch
+    results_dir = path.parents[2]
+    stale = staleness(rec, job_spec(protocol, rec.method, rec.seed), protocol,
+                      results_dir=results_dir)
+    if stale:
+        raise RecordError(f"cannot verify {path}: the record " + "; ".join(stale)
+                          + f"; rerun it: kdbench run --protocol {rec.protocol} --methods "
+                          f"{rec.method} --seeds {rec.seed} --results-dir {results_dir}")
+    ckpt = results_dir / rec.checkpoint.file
+    arch = rec.arch
     model = build_model(arch, protocol).to(device)
     try:
-        model.load_state_dict(load_checkpoint(ckpt, device)["state_dict"])
+        model.load_state_dict(load_weights(ckpt, device)[0])
     except (KeyError, RuntimeError) as e:
         raise RecordError(f"{ckpt} does not hold {arch} weights: {e}") from None
     threads = torch.get_num_threads()

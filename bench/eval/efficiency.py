@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-import platform
 import statistics
 import time
 
@@ -21,7 +20,8 @@ from torch import nn
 from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.models import count_params
+from bench.models.registry import count_params
+from bench.provenance import cpu_name
 
 
 def serialized_bytes(model: nn.Module) -> int:
@@ -36,17 +36,6 @@ def flops_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, *input_shape, device=device))
     return int(counter.get_total_flops())
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _time(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float

@@ -7,27 +7,27 @@ what gets evaluated, never a best-epoch pick.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from bench import faults, gpu_speed
-from bench.checkpoints import load_checkpoint, save_checkpoint
-from bench.data import Batch, train_batches
+from bench import faults
+from bench.checkpoints import load_training_state, save_training_state
+from bench.data.split import Batch, train_batches
 from bench.errors import MethodError
-from bench.features import Outputs, TappedModel
+from bench.models.taps import Outputs, feature_shapes, tapped
 from bench.progress import Reporter
 from bench.protocols import Protocol, TrainRecipe
+from bench.train import device as dev
+from bench.train.teacher_outputs import TeacherQuery, TeacherSource
 from methods.api import Method, MethodContext, Step
-
-if TYPE_CHECKING:
-    from bench.teacher_source import TeacherSource
 
 
 @dataclass(frozen=True)
@@ -36,72 +36,16 @@ class TrainStats:
     steps: int
     final_epoch_loss: float  # mean training loss over the last epoch
     wall_s: float | None
-
-
-class TeacherOutputs:
-    """The teacher's logits and tapped features on every training input, computed once.
-
-    Valid because the protocol's training inputs are deterministic (no random augmentation); the
-    methods' own input transforms only ever change what the student sees. Protocols that augment
-    use bench.teacher_source.OnlineTeacher instead.
-    """
-
-    def __init__(self, teacher: nn.Module, x: torch.Tensor, batch_size: int = 1000):
-        self.teacher, self.x, self.batch_size = teacher, x, batch_size
-        self.logits: torch.Tensor | None = None
-        self.features: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def ensure(self, taps: tuple[str, ...]) -> None:
-        missing = [t for t in taps if t not in self.features]
-        if self.logits is not None and not missing:
-            return
-        tapped = TappedModel(self.teacher, missing)
-        was_training = self.teacher.training
-        self.teacher.eval()
-        try:
-            parts = [tapped(self.x[i:i + self.batch_size])
-                     for i in range(0, self.x.shape[0], self.batch_size)]
-        finally:
-            tapped.remove()
-            self.teacher.train(was_training)
-        self.logits = torch.cat([p.logits for p in parts])
-        for t in missing:
-            self.features[t] = torch.cat([p.features[t] for p in parts])
-
-    def lookup(self, index: torch.Tensor, taps: tuple[str, ...]) -> Outputs:
-        return Outputs(self.logits[index], {t: self.features[t][index] for t in taps})
-
-    def outputs(self, batch: Batch, taps: tuple[str, ...]) -> Outputs:
-        """The teacher source interface (bench/teacher_source.py)."""
-        if batch.augmented:
-            raise ValueError("the teacher-output cache holds outputs on the stored examples; an "
-                             "augmented batch needs bench.teacher_source.OnlineTeacher")
-        return self.lookup(batch.index, taps)
-
-
-def feature_shapes(model: nn.Module, taps: tuple[str, ...], example: torch.Tensor
-                   ) -> dict[str, tuple[int, ...]]:
-    """(C, H, W) of each tapped stage, from one forward pass in eval mode."""
-    if not taps:
-        return {}
-    tapped = TappedModel(model, taps)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = tapped(example[:1])
-    finally:
-        tapped.remove()
-        model.train(was_training)
-    return {t: tuple(out.features[t].shape[1:]) for t in taps}
+    # Images the teacher ran on at a method's request (Method.query_teacher), beyond the outputs
+    # on the clean batch every KD method gets: part of what the method costs.
+    teacher_query_images: int = 0
 
 
 def make_optimizer(params: list[nn.Parameter], recipe: TrainRecipe, steps: int
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
                           weight_decay=recipe.weight_decay)
-    if recipe.schedule != "onecycle":
+    if recipe.schedule != "onecycle":  # bench.protocols.Schedule lists the schedules
         raise ValueError(f"unknown schedule {recipe.schedule!r}")
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=recipe.lr, total_steps=steps, pct_start=recipe.warmup_frac,
@@ -160,29 +104,30 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
     random generator, the method's own state) is saved there after each epoch, and a later call
     resumes from it: the result is bit-identical to an uninterrupted run on CPU.
 
-    `augmentation` is the protocol's (bench/augment.py). On CUDA the forward passes run under
-    bf16 autocast and the loss is checked for finiteness once per epoch rather than per step
-    (each check is a host sync that stalls the GPU; bench/gpu_speed.py).
+    `augmentation` is the protocol's (bench/data/augment.py). On CUDA the forward passes run
+    under bf16 autocast and the loss is checked for finiteness once per epoch rather than per
+    step (each check is a host sync that stalls the GPU; bench/train/device.py).
     """
     reporter = reporter or Reporter(quiet=True)
     gen = torch.Generator().manual_seed(seed)
     taps = tuple(method.feature_taps)
+    query = None
     if method.uses_teacher:
         if teacher_outputs is None:
             raise ValueError(f"method {method.name!r} needs the teacher's outputs")
         teacher_outputs.ensure(taps)
+        query = TeacherQuery(teacher_outputs.teacher)
     extra = method.extra_modules()
     if extra is not None:
         extra.to(x.device).train()
     params = list(model.parameters()) + (list(extra.parameters()) if extra is not None else [])
     steps_per_epoch = math.ceil(x.shape[0] / recipe.batch_size)
     opt, sched = make_optimizer(params, recipe, recipe.epochs * steps_per_epoch)
-    tapped = TappedModel(model, taps)
     start = time.perf_counter()
-    sync_each_step = gpu_speed.checks_every_step(x.device)
-    epoch_loss, first_epoch, earlier_wall = float("nan"), 0, 0.0
+    sync_each_step = dev.checks_every_step(x.device)
+    epoch_loss, first_epoch, earlier_wall, earlier_queries = float("nan"), 0, 0.0, 0
     if state_path is not None and Path(state_path).exists():
-        state = load_checkpoint(state_path, str(x.device))
+        state = load_training_state(state_path, str(x.device))
         model.load_state_dict(state["model"])
         if extra is not None:
             extra.load_state_dict(state["extra"])
@@ -194,8 +139,13 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
         gen.set_state(state["gen"])
         method.load_state_dict(state["method"])
         first_epoch, epoch_loss, earlier_wall = state["epoch"] + 1, state["loss"], state["wall_s"]
+        earlier_queries = state.get("teacher_query_images", 0)
         reporter.log(f"{label}: resuming after epoch {first_epoch}/{recipe.epochs}")
-    try:
+
+    def queries() -> int:
+        return earlier_queries + (query.images if query is not None else 0)
+
+    with teacher_attached(method, query), tapped(model, taps) as student:
         with reporter.task(label, total=recipe.epochs * steps_per_epoch) as bar:
             bar.advance(first_epoch * steps_per_epoch)
             for epoch in range(first_epoch, recipe.epochs):
@@ -206,10 +156,10 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
                                                         augmentation)):
                     teacher = (teacher_outputs.outputs(batch, taps)
                                if method.uses_teacher else None)
-                    with gpu_speed.autocast(x.device):
+                    with dev.autocast(x.device):
                         batch = apply_perturb(method, batch, model, teacher)
-                        loss = check_loss(method, method.loss(Step(batch, teacher, tapped, epoch,
-                                                                    recipe.epochs)), epoch, i,
+                        step = Step(batch, teacher, student, epoch, recipe.epochs, query)
+                        loss = check_loss(method, method.loss(step), epoch, i,
                                           finite=sync_each_step)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -229,30 +179,42 @@ def train(model: nn.Module, method: Method, recipe: TrainRecipe, x: torch.Tensor
                                       "exploding learning signal")
                 bar.info(f"epoch {epoch + 1}/{recipe.epochs} loss {epoch_loss:.4f}")
                 if state_path is not None:
-                    save_checkpoint({
+                    save_training_state(state_path, {
                         "epoch": epoch, "loss": epoch_loss, "model": model.state_dict(),
                         "extra": extra.state_dict() if extra is not None else {},
                         "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "rng": torch.get_rng_state(), "gen": gen.get_state(),
                         "cuda_rng": torch.cuda.get_rng_state() if x.is_cuda else None,
-                        "method": method.state_dict(),
-                        "wall_s": earlier_wall + time.perf_counter() - start}, state_path)
+                        "method": method.state_dict(), "teacher_query_images": queries(),
+                        "wall_s": earlier_wall + time.perf_counter() - start})
                 faults.reached(f"train-epoch:{fault_key}:{epoch + 1}")
-    finally:
-        tapped.remove()
     model.eval()
     return TrainStats(recipe.epochs, recipe.epochs * steps_per_epoch, epoch_loss,
-                      earlier_wall + time.perf_counter() - start)
+                      earlier_wall + time.perf_counter() - start, queries())
+
+
+@contextlib.contextmanager
+def teacher_attached(method: Method, query: TeacherQuery | None) -> Iterator[None]:
+    """`method.query_teacher` answers for the duration of a training, and never outside it."""
+    method._teacher_query = query
+    try:
+        yield
+    finally:
+        method._teacher_query = None
 
 
 def apply_perturb(method: Method, batch: Batch, model: nn.Module, teacher: Outputs | None) -> Batch:
+    """The method's `perturb()` with the student in the mode it declares: eval by default, so
+    batch-norm statistics are not updated by attack steps (as in TRADES and RSLAD's code); train
+    where the official code attacks in train mode (ARD)."""
     if not method.has_perturb():
         return batch
-    model.eval()  # batch-norm statistics are not updated by attack steps (as in TRADES, RSLAD)
+    was_training = model.training
+    model.train(method.perturb_mode == "train")
     try:
         x_adv = method.perturb(batch, model, teacher)
     finally:
-        model.train()
+        model.train(was_training)
     if x_adv is None:
         return batch
     if not isinstance(x_adv, torch.Tensor) or x_adv.shape != batch.x.shape:

@@ -22,20 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-import torch
-
-from bench import gpu_speed
 from bench.errors import KdbenchError
 from bench.progress import Reporter, Task
-from bench.runner import Job, JobContext, JobOutcome, RunConfig, run_job
-
-
-def configure_torch(cfg: RunConfig) -> None:
-    """The per-job settings records depend on; the same in every process."""
-    torch.set_num_threads(cfg.threads)
-    if cfg.device == "cpu":
-        torch.use_deterministic_algorithms(True)
-    gpu_speed.configure(cfg.device)
+from bench.run.jobs import Job, JobContext, JobOutcome, RunConfig, run_job
+from bench.train.device import configure_job
 
 
 class InProcess:
@@ -90,7 +80,7 @@ class _PipeReporter(Reporter):
 
 def _worker_main(conn: Connection, cfg: RunConfig, efficiency: dict[str, dict]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    configure_torch(cfg)
+    configure_job(cfg.device, cfg.threads)
     reporter = _PipeReporter(conn)
     try:
         ctx = JobContext.build(cfg, reporter, efficiency)  # the teacher comes from the cache
@@ -218,12 +208,3 @@ class WorkerPool:
 def default_workers(device: str) -> int:
     """One single-threaded job per available core on CPU; one job at a time on a GPU."""
     return 1 if device != "cpu" else max(1, len(os.sched_getaffinity(0)))
-
-
-def make_executor(cfg: RunConfig, ctx: JobContext):
-    if cfg.executor == "ray":
-        from bench.ray_executor import RayExecutor
-        return RayExecutor(cfg, ctx.efficiency, ctx.reporter, cfg.ray_address)
-    if cfg.workers <= 0:
-        return InProcess(ctx)
-    return WorkerPool(cfg, ctx.efficiency, ctx.reporter)

@@ -3,7 +3,7 @@
 Layout, as torchvision and robustbench expect it:
 
     <data-dir>/cifar-10-batches-py/data_batch_1 .. data_batch_5, test_batch, batches.meta
-    <data-dir>/CIFAR-10-C/<corruption>.npy, labels.npy      (optional; bench/cifar10c.py)
+    <data-dir>/CIFAR-10-C/<corruption>.npy, labels.npy      (optional; bench/data/cifar10c.py)
 
 The split is the official one: the protocol's `n_train` first training images (all 50,000) and
 its `n_test` first test images (all 10,000; RobustBench also takes the first n). When the batch
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 import torchvision
 
-from bench.cifar10c import Cifar10C
-from bench.data import Split, fingerprint
+from bench.data.cifar10c import Cifar10C
+from bench.data.registry import register_dataset
+from bench.data.split import Split, fingerprint
 from bench.errors import DataError
 from bench.protocols import Protocol
 
@@ -130,6 +131,7 @@ def _tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255).contiguous()
 
 
+@register_dataset("cifar10")
 def load_cifar10(protocol: Protocol, data_dir: Path | None) -> Split:
     """The protocol's CIFAR-10 split in memory, with CIFAR-10-C attached when its files exist."""
     if data_dir is None:

@@ -3,7 +3,8 @@
 None of them changes anything on CPU, where runs stay float32 and bit-reproducible for a seed.
 
 - Training (the model's forward passes, the loss, and the training-time attacks of adversarial
-  methods) runs under bf16 autocast on CUDA; so does the online teacher (bench/teacher_source.py).
+  methods) runs under bf16 autocast on CUDA; so does the online teacher
+  (bench/train/teacher_outputs.py).
   bf16 has float32's range, so no loss scaling is needed. Parameters, optimiser state and losses
   (softmax, cross-entropy, KL: autocast runs them in float32) stay float32.
 - Evaluation attacks (torchattacks FGSM/PGD, AutoAttack, Square) run in float32: the reported
@@ -28,9 +29,18 @@ def is_cuda(device: torch.device | str) -> bool:
 
 
 def configure(device: torch.device | str) -> None:
-    """Per-process settings for a run on `device`."""
+    """Per-process speed settings for work on `device`."""
     if is_cuda(device):
         torch.backends.cudnn.benchmark = True
+
+
+def configure_job(device: torch.device | str, threads: int) -> None:
+    """The per-process settings records depend on, the same in every process that runs jobs (the
+    CLI, a worker, a Ray task): `threads` torch threads, deterministic kernels on CPU."""
+    torch.set_num_threads(threads)
+    if not is_cuda(device):
+        torch.use_deterministic_algorithms(True)
+    configure(device)
 
 
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
