@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.kdbench-installed
 # which `make test` validates; `make bench BENCH_RESULTS=results` refreshes them.
 BENCH_RESULTS ?= .kdbench/bench-results
 
-.PHONY: install bench smoke test test-slow test-all perf perf-gpu doctor clean
+.PHONY: install bench smoke test test-unit test-slow test-all perf perf-gpu doctor clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ smoke: install
 
 test: install
 	$(BIN)/python -m pytest -m "not slow"
+
+# The inner loop: no CLI runs, no training beyond a few seconds, no browser.
+test-unit: install
+	$(BIN)/python -m pytest -m "not slow and not integration and not browser"
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import pkgutil
 import traceback
 from dataclasses import dataclass
@@ -36,6 +37,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def _entry_point_source(ep: importlib.metadata.EntryPoint) -> str:
+    """The entry point and, when it can be found without importing it, its file."""
+    where = f"entry point {ep.name} = {ep.value}"
+    try:
+        spec = importlib.util.find_spec(ep.module)
+    except (ImportError, ValueError):
+        spec = None
+    return f"{spec.origin} ({where})" if spec is not None and spec.origin else where
+
+
 def discover() -> tuple[dict[str, MethodSpec], list[LoadError]]:
     """Import built-in and entry-point methods once; later calls return the same answer."""
     global _errors
@@ -57,7 +68,7 @@ def discover() -> tuple[dict[str, MethodSpec], list[LoadError]]:
                 obj.__kdbench_origin__ = f"entry point {ep.value}"
                 register_method(obj)
         except Exception as e:
-            errors.append(LoadError(ep.name, f"entry point {ep.name} = {ep.value}", _describe(e)))
+            errors.append(LoadError(ep.name, _entry_point_source(ep), _describe(e)))
     _errors = errors
     return registry(), errors
 

@@ -1,15 +1,13 @@
-import json
-import subprocess
-import sys
-from pathlib import Path
+"""Fixtures. Helpers the tests import live in tests/support.py."""
+
+import shutil
 
 import pytest
 import torch
 
 from bench.data import load_split
 from bench.protocols import get_protocol
-
-REPO = Path(__file__).resolve().parent.parent
+from support import committed_record_path, kdbench, load_json
 
 
 @pytest.fixture(scope="session")
@@ -32,52 +30,56 @@ def _deterministic():
     torch.manual_seed(0)
 
 
-def kdbench(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the CLI as a user would, in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True,
-                          text=True, cwd=cwd or REPO, timeout=timeout)
+@pytest.fixture(scope="session")
+def trained_pair(protocol, split):
+    """A student and a teacher trained for three epochs on labels: attacks and checks have
+    something to break. Eval mode, parameters frozen; tests must not train them further."""
+    import dataclasses
+
+    import methods
+    from bench.models import build_model
+    from bench.train.engine import build_method, train
+    baseline = methods.discover()[0]["baseline"].cls
+    recipe = dataclasses.replace(protocol.student_recipe, epochs=3)
+    nets = []
+    for arch in (protocol.student_arch, protocol.teacher_arch):
+        torch.manual_seed(0)
+        net = build_model(arch, protocol)
+        train(net, build_method(baseline, baseline.Hparams(), protocol, net, None, split.x_train),
+              recipe, split.x_train, split.y_train, seed=0)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        nets.append(net.eval())
+    return tuple(nets)
 
 
-def load_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def comparable(path: Path) -> tuple[dict, tuple]:
-    """A record without what legitimately differs between two runs: timings and timestamps."""
-    from bench.records import read_record
-    d = read_record(path).model_dump(mode="json")
-    d["training"].pop("wall_s")
-    d.pop("eval_wall_s")
-    for k in ("started_at", "finished_at", "git_commit"):
-        d["provenance"].pop(k)
-    eff = d["metrics"].pop("efficiency")
-    return d, (eff["params"], eff["size_bytes"], eff["flops"])
+SMOKE_METHODS = "teacher,baseline,vanilla,adversarial"
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """One `kdbench run --smoke` of every built-in method; its dirs and the finished process."""
+    """One `kdbench run --smoke` of a few methods (every method's own smoke run is in
+    tests/test_methods.py); its directories and the finished process."""
     root = tmp_path_factory.mktemp("smoke")
-    proc = kdbench("run", "--smoke", "--quiet", "--results-dir", str(root / "results"),
-                   "--cache-dir", str(root / "cache"))
+    proc = kdbench("run", "--smoke", "--quiet", "--methods", SMOKE_METHODS, "--results-dir",
+                   str(root / "results"), "--cache-dir", str(root / "cache"))
     return root, proc
 
 
 @pytest.fixture
 def good_record(smoke_run, tmp_path):
-    """A copy of a valid smoke record at its proper place under a fresh results dir."""
+    """A copy of a current smoke record, with its checkpoint, under a fresh results dir."""
     root, proc = smoke_run
     assert proc.returncode == 0, proc.stderr
-    src = root / "results" / "mnist5k" / "vanilla" / "seed-0.json"
-    dst = tmp_path / "results" / "mnist5k" / "vanilla" / "seed-0.json"
-    dst.parent.mkdir(parents=True)
-    dst.write_text(src.read_text())
-    return dst
+    src = root / "results" / "mnist5k" / "vanilla"
+    dst = tmp_path / "results" / "mnist5k" / "vanilla"
+    dst.mkdir(parents=True)
+    for f in ("seed-0.json", "seed-0.pt"):
+        shutil.copy(src / f, dst / f)
+    return dst / "seed-0.json"
 
 
 @pytest.fixture(scope="session")
-def record_template(smoke_run) -> dict:
-    """A real record (from the session's smoke run) to derive leaderboard test records from."""
-    root, proc = smoke_run
-    assert proc.returncode == 0, proc.stderr
-    return load_json(root / "results" / "mnist5k" / "vanilla" / "seed-0.json")
+def record_template() -> dict:
+    """A committed record, to derive leaderboard and record test records from."""
+    return load_json(committed_record_path("vanilla", 0))

@@ -22,7 +22,7 @@ from bench.eval.suite import CorruptedTestSet
 from bench.protocols import get_protocol
 from bench.records import read_record
 from cifar_data import images, write_cifar10, write_cifar10c
-from conftest import REPO
+from support import REPO
 
 N_TRAIN, N_TEST = 100, 20
 
@@ -141,6 +141,7 @@ def test_present_cifar10c_files_replace_generated_corruptions(cifar_dir, skip_md
     assert not torch.equal(corrupted.get("fog", 2), generated.get("fog", 2))
 
 
+@pytest.mark.integration
 def test_teacher_cache_is_keyed_by_the_training_data_not_by_cifar10c(cifar_dir, skip_md5,
                                                                      tmp_path):
     from bench.train.teacher import teacher_checkpoint
@@ -160,6 +161,7 @@ def _cli(*args, **env):
                           text=True, cwd=REPO, timeout=600, env={**os.environ, **env})
 
 
+@pytest.mark.integration
 def test_cli_missing_data_and_compile_on_cpu_get_one_line_and_exit_2(tmp_path):
     cases = [
         (["--data-dir", str(tmp_path)], "CIFAR-10 not found"),
@@ -175,6 +177,7 @@ def test_cli_missing_data_and_compile_on_cpu_get_one_line_and_exit_2(tmp_path):
     assert not any(tmp_path.rglob("*.json"))  # no record written
 
 
+@pytest.mark.integration
 def test_smoke_run_on_small_cifar10_files(tmp_path):
     data = tmp_path / "data"
     write_cifar10(data, n_train=300, n_test=50)

@@ -6,11 +6,12 @@ import pytest
 
 from bench.protocols import PROTOCOLS
 from bench.records import find_entries, find_records, read_record
-from conftest import REPO, kdbench
+from support import REPO, kdbench
 
 RESULTS = REPO / "results"
 
 
+@pytest.mark.integration
 def test_committed_results_validate():
     assert find_records([RESULTS]), "results/ holds no records"
     proc = kdbench("validate", str(RESULTS))
@@ -27,6 +28,7 @@ def test_every_committed_method_is_a_complete_entry():
 
 
 @pytest.mark.parametrize("method", ["vanilla", "defensive"])
+@pytest.mark.integration
 def test_a_committed_checkpoint_reproduces_its_record(method, tmp_path):
     """`kdbench verify` on a copy (it writes into the record): weights and numbers match."""
     src = RESULTS / "mnist5k" / method

@@ -10,9 +10,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
+from support import REPO
 from leaderboard.data import RESULTS_DIR_ENV
-from leaderboard_helpers import MNIST5K_HASH, make_record, standard_results, write
+from support import MNIST5K_HASH, make_record, standard_results, write
 
 APP = str(REPO / "leaderboard" / "app.py")
 # Element types whose text Streamlit renders as Markdown: record strings must never be in them.

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from leaderboard_helpers import make_record, standard_results, write
+from support import REPO, make_record, standard_results, write
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"

@@ -65,12 +65,3 @@ def test_perturb_hook_is_detected():
         def perturb(self, batch, student, teacher):
             return batch.x
     assert WithPerturb.has_perturb()
-
-
-def test_source_hash_is_the_files_sha256():
-    import hashlib
-    specs, _ = methods.discover()
-    cls = specs["vanilla"].cls
-    assert cls.source_file().name == "vanilla.py"
-    assert cls.source_hash() == hashlib.sha256(cls.source_file().read_bytes()).hexdigest()
-    assert issubclass(cls.Hparams, HParams)

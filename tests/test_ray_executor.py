@@ -6,11 +6,12 @@ import sys
 import pytest
 
 from bench.errors import UsageError
-from conftest import comparable, kdbench
+from support import comparable, kdbench, method_source, plugin_site
 
 pytest.importorskip("ray", reason="Ray is the optional extra kdbench[ray]; make install adds it")
 
 
+@pytest.mark.integration
 def test_ray_executor_records_equal_the_local_executors(smoke_run, tmp_path):
     root, local = smoke_run
     assert local.returncode == 0, local.stderr
@@ -25,19 +26,14 @@ def test_ray_executor_records_equal_the_local_executors(smoke_run, tmp_path):
         assert comparable(got) == comparable(want), method
 
 
+@pytest.mark.integration
 def test_a_failing_method_is_reported_like_a_local_failure(smoke_run, tmp_path):
-    from conftest import REPO
     root, _ = smoke_run
-    path = REPO / "methods" / "zz_ray_raises.py"
-    path.write_text("from methods.api import Method, register_method\n\n\n@register_method\n"
-                    "class R(Method):\n    name, description, family = 'zz_ray_raises', 'x', "
-                    "'logit'\n\n    def loss(self, step):\n        raise ValueError('nope')\n")
-    try:
-        proc = kdbench("run", "--smoke", "-q", "--executor", "ray", "--methods",
-                       "zz_ray_raises", "--results-dir", str(tmp_path), "--cache-dir",
-                       str(root / "cache"))
-    finally:
-        path.unlink()
+    env = plugin_site(tmp_path / "site", {"zz_ray_raises": method_source(
+        "zz_ray_raises", "raise ValueError('nope')")})
+    proc = kdbench("run", "--smoke", "-q", "--executor", "ray", "--methods", "zz_ray_raises",
+                   "--results-dir", str(tmp_path / "r"), "--cache-dir", str(root / "cache"),
+                   env=env)
     assert proc.returncode == 1
     assert "method 'zz_ray_raises'" in proc.stderr and "raised ValueError: nope" in proc.stderr
 
@@ -49,6 +45,7 @@ def test_missing_ray_is_a_clear_message(monkeypatch):
         ray_executor._import_ray(local=True)
 
 
+@pytest.mark.integration
 def test_ray_address_needs_the_ray_executor(tmp_path):
     proc = kdbench("run", "--smoke", "--ray-address", "127.0.0.1:6379", "--results-dir",
                    str(tmp_path))

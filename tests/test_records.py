@@ -6,7 +6,16 @@ import pytest
 from bench.errors import RecordError
 from bench.records import Record, atomic_write_text, read_record, write_record
 from bench.records.validate import check_record
-from conftest import kdbench, load_json
+from support import committed_record_path, kdbench, load_json
+
+
+@pytest.fixture
+def record(tmp_path):
+    """A copy of a committed record at its proper place under a fresh results dir."""
+    dst = tmp_path / "results" / "mnist5k" / "vanilla" / "seed-0.json"
+    dst.parent.mkdir(parents=True)
+    dst.write_text(committed_record_path("vanilla", 0).read_text())
+    return dst
 
 
 def _tamper(path, edit):
@@ -16,13 +25,14 @@ def _tamper(path, edit):
     return path
 
 
-def test_a_written_record_reads_back_equal(good_record, tmp_path):
-    rec = read_record(good_record)
+def test_a_written_record_reads_back_equal(record, tmp_path):
+    rec = read_record(record)
     out = write_record(rec, tmp_path / "again")
     assert read_record(out) == rec
     assert out.relative_to(tmp_path / "again").as_posix() == "mnist5k/vanilla/seed-0.json"
 
 
+@pytest.mark.integration
 def test_a_good_smoke_record_passes_only_when_smoke_is_allowed(good_record):
     rec, problems = check_record(good_record, allow_smoke=True)
     assert problems == [] and isinstance(rec, Record)
@@ -40,19 +50,20 @@ def test_a_good_smoke_record_passes_only_when_smoke_is_allowed(good_record):
     (lambda d: d["training"].__setitem__("final_epoch_loss", float("nan")), r"not finite"),
     (lambda d: d.__setitem__("schema_version", 99), r"schema_version 99 is not supported"),
 ])
-def test_schema_rejections_name_the_file_and_the_field(good_record, edit, message):
-    _tamper(good_record, edit)
+def test_schema_rejections_name_the_file_and_the_field(record, edit, message):
+    _tamper(record, edit)
     with pytest.raises(RecordError, match=message) as e:
-        read_record(good_record)
-    assert str(good_record) in str(e.value)
+        read_record(record)
+    assert str(record) in str(e.value)
 
 
-def test_malformed_json_is_reported_with_its_line(good_record):
-    good_record.write_text('{"schema_version": 1,\n  "protocol": ')
+def test_malformed_json_is_reported_with_its_line(record):
+    record.write_text('{"schema_version": 1,\n  "protocol": ')
     with pytest.raises(RecordError, match=r"not valid JSON: .* line 2"):
-        read_record(good_record)
+        read_record(record)
 
 
+@pytest.mark.integration
 def test_protocol_hash_and_layout_are_checked(good_record):
     _tamper(good_record, lambda d: d.__setitem__("protocol_hash", "0" * 16))
     _, problems = check_record(good_record, allow_smoke=True)
@@ -65,6 +76,7 @@ def test_protocol_hash_and_layout_are_checked(good_record):
     assert any("must live at <results-dir>/mnist5k/vanilla/seed-0.json" in p for p in problems)
 
 
+@pytest.mark.integration
 def test_validate_cli_exits_nonzero_with_one_line_per_bad_file(good_record):
     ok = kdbench("validate", "--allow-smoke", str(good_record.parent.parent))
     assert ok.returncode == 0, ok.stderr

@@ -5,25 +5,32 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
 
+import methods
 from bench.records import read_record
-from conftest import REPO, comparable, kdbench
+from methods.api import Method
+from support import REPO, comparable, kdbench, method_source, plugin_site
+
+pytestmark = pytest.mark.integration
 
 METHODS = "baseline,vanilla,adversarial"
+# Methods that keep state across steps outside extra_modules() (a memory bank, an EMA): their
+# state must come back exactly when a killed run resumes.
+STATEFUL = sorted(name for name, spec in methods.discover()[0].items()
+                  if spec.cls.state_dict is not Method.state_dict)
 
 
-def run(results, cache, fault=None, extra=(), timeout=600):
+def run(results, cache, fault=None, extra=(), timeout=600, methods=METHODS):
     env = dict(os.environ)
     env.pop("KDBENCH_FAULT", None)
     if fault:
         env["KDBENCH_FAULT"] = fault
     # A session of its own: the fault kills the run's whole process group, never pytest.
     return subprocess.run([sys.executable, "-m", "bench.cli", "run", "--smoke", "-q",
-                           "--methods", METHODS, "--results-dir", str(results),
+                           "--methods", methods, "--results-dir", str(results),
                            "--cache-dir", str(cache), *extra],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout,
                           start_new_session=True)
@@ -74,6 +81,23 @@ def test_killed_mid_training_and_mid_evaluation_then_rerun_equals_uninterrupted(
     assert comparable(path) == comparable(reference / "mnist5k" / "baseline" / "seed-0.json")
 
 
+@pytest.mark.parametrize("method", STATEFUL or [pytest.param(
+    None, marks=pytest.mark.skip(reason="no registered method keeps state outside "
+                                        "extra_modules()"))])
+def test_a_stateful_method_killed_after_an_epoch_resumes_exactly(method, smoke_run, tmp_path):
+    root, _ = smoke_run
+    cache = root / "cache"
+    reference = run(tmp_path / "ref", cache, methods=method)
+    assert reference.returncode == 0, reference.stderr
+    killed = run(tmp_path / "r", cache, fault=f"train-epoch:{method}:0:1", methods=method)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run(tmp_path / "r", cache, methods=method)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{method} seed 0: resuming after epoch 1/2" in resumed.stderr
+    got = tmp_path / "r" / "mnist5k" / method / "seed-0.json"
+    assert comparable(got) == comparable(tmp_path / "ref" / "mnist5k" / method / "seed-0.json")
+
+
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(smoke_run, tmp_path):
     root, _ = smoke_run
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--smoke", "-q",
@@ -96,27 +120,15 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(smoke_run, tmp_path):
 
 def test_a_hanging_method_is_stopped_by_the_job_time_limit(smoke_run, tmp_path):
     root, _ = smoke_run
-    path = REPO / "methods" / "zz_hangs.py"
-    path.write_text(textwrap.dedent("""
-        import time
-        from methods.api import Method, register_method
-
-        @register_method
-        class Hangs(Method):
-            name, description, family = "zz_hangs", "never returns", "logit"
-
-            def loss(self, step):
-                time.sleep(3600)
-        """))
-    try:
-        proc = kdbench("run", "--smoke", "-q", "--methods", "zz_hangs,baseline", "--job-timeout",
-                       "20", "--results-dir", str(tmp_path), "--cache-dir", str(root / "cache"))
-    finally:
-        path.unlink()
+    env = plugin_site(tmp_path / "site", {"zz_hangs": method_source(
+        "zz_hangs", "time.sleep(3600)", extra="import time\n")})
+    proc = kdbench("run", "--smoke", "-q", "--methods", "zz_hangs,baseline", "--job-timeout",
+                   "20", "--results-dir", str(tmp_path / "r"), "--cache-dir", str(root / "cache"),
+                   env=env)
     assert proc.returncode == 1
     assert "method 'zz_hangs' seed 0 exceeded the per-job time limit of 20 s" in proc.stderr
-    assert (tmp_path / "mnist5k" / "baseline" / "seed-0.json").exists()
-    assert not (tmp_path / "mnist5k" / "zz_hangs").exists()
+    assert (tmp_path / "r" / "mnist5k" / "baseline" / "seed-0.json").exists()
+    assert not (tmp_path / "r" / "mnist5k" / "zz_hangs").exists()
 
 
 def test_an_unwritable_results_dir_fails_before_any_training(tmp_path):

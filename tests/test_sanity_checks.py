@@ -6,11 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-import methods
 from attacks import sanity
-from bench.train.engine import build_method, train
 from bench.eval.suite import CleanAccuracy, EvalContext, SanityChecks, TransferSource, WhiteBoxAttacks
-from bench.models import build_model
 from bench.progress import Reporter
 
 
@@ -26,20 +23,6 @@ class LogitScale(nn.Module):
         return self.model(x) * self.scale
 
 
-@pytest.fixture(scope="module")
-def trained(protocol, split):
-    baseline = methods.discover()[0]["baseline"].cls
-    recipe = dataclasses.replace(protocol.student_recipe, epochs=3)
-    nets = {}
-    for arch in (protocol.student_arch, protocol.teacher_arch):
-        torch.manual_seed(0)
-        net = build_model(arch, protocol)
-        train(net, build_method(baseline, baseline.Hparams(), protocol, net, None, split.x_train),
-              recipe, split.x_train, split.y_train, seed=0)
-        nets[arch] = net.eval()
-    return nets[protocol.student_arch], nets[protocol.teacher_arch]
-
-
 def _checks(model, protocol, split, teacher):
     p = dataclasses.replace(protocol, eval=dataclasses.replace(protocol.eval, sanity_n=300,
                                                                 square_n=100))
@@ -52,8 +35,8 @@ def _checks(model, protocol, split, teacher):
     return SanityChecks()(model, ctx)
 
 
-def test_a_normal_model_passes_every_check(trained, protocol, split):
-    student, teacher = trained
+def test_a_normal_model_passes_every_check(trained_pair, protocol, split):
+    student, teacher = trained_pair
     out = _checks(student, protocol, split, teacher)
     assert out["unreliable"] is False, out["unreliable_reasons"]
     names = [c["name"] for c in out["sanity_checks"]]
@@ -62,8 +45,8 @@ def test_a_normal_model_passes_every_check(trained, protocol, split):
                      "large_eps_reaches_chance"]
 
 
-def test_a_gradient_masking_model_is_flagged(trained, protocol, split):
-    student, teacher = trained
+def test_a_gradient_masking_model_is_flagged(trained_pair, protocol, split):
+    student, teacher = trained_pair
     out = _checks(LogitScale(student), protocol, split, teacher)
     assert out["unreliable"] is True
     failed = {c["name"] for c in out["sanity_checks"] if not c["passed"]}

@@ -54,19 +54,21 @@ def plan(cfg: RunConfig, names: Iterable[str]) -> list[Job]:
             for s in (job_seeds(cfg.protocol, n) if n == TEACHER else cfg.seeds)]
 
 
-def up_to_date(cfg: RunConfig, job: Job, data_fingerprint: str) -> Record | None:
-    """The job's existing record if nothing makes it stale for this run, else None."""
+def up_to_date(cfg: RunConfig, job: Job, data_fingerprint: str
+               ) -> tuple[Record | None, list[str]]:
+    """The job's existing record if nothing makes it stale for this run (else None), and why
+    an existing record is stale."""
     path = record_path(cfg.results_dir, cfg.protocol.name, job.method, job.seed)
     if cfg.fresh or not path.exists():
-        return None
+        return None, []
     try:
         rec = read_record(path)
-    except RecordError:
-        return None  # unreadable: the job runs again and replaces it
+    except RecordError as e:
+        return None, [str(e)]  # unreadable: the job runs again and replaces it
     reasons = staleness(rec, job_spec(cfg.protocol, job.method, job.seed), cfg.protocol,
                         results_dir=cfg.results_dir, device=cfg.device, threads=cfg.threads,
                         data_fingerprint=data_fingerprint, full=cfg.full)
-    return None if reasons else rec
+    return (None if reasons else rec), reasons
 
 
 def preflight(cfg: RunConfig) -> None:
@@ -102,7 +104,10 @@ def run(cfg: RunConfig, reporter: Reporter,
     split = load_split(cfg.protocol, cfg.data_dir)  # on CPU; the jobs' context moves it
     jobs = []
     for job in plan(cfg, names):
-        rec = up_to_date(cfg, job, split.fingerprint)
+        rec, stale = up_to_date(cfg, job, split.fingerprint)
+        if stale:
+            reporter.log(f"{job.method} seed {job.seed}: running again, its record "
+                         + "; ".join(stale))
         if rec is None:
             jobs.append(job)
         else:

@@ -1,4 +1,5 @@
-"""Throughput of our batched corruptions against the imagecorruptions package (goal: >= 20x).
+"""Throughput of our batched corruptions against the imagecorruptions package (goal: >= 20x,
+asserted, except where GOALS says why less is the most this approach reaches).
 
 Run with `make perf`. Both sides corrupt the same 32x32 RGB images at severity 3 in this process,
 on one core: torch's intra-op threads are set to 1, and imagecorruptions works image by image in
@@ -34,6 +35,16 @@ with warnings.catch_warnings():  # it imports pkg_resources
 
 SEVERITY = 3
 N_OURS, N_THEIRS = 1000, 200
+GOAL = 20.0  # ours / imagecorruptions, images/s
+# Lower goals, each with its reason (ratios measured: docs in attacks/corruptions/__init__.py).
+GOALS = {
+    "gaussian_noise": 4.0, "speckle_noise": 4.0,  # bound by torch's normal RNG on CPU
+    "shot_noise": 1.5,  # bound by torch.poisson
+    "impulse_noise": 10.0,  # geometric gaps: fewer draws, still RNG-bound
+    "jpeg_compression": 1.5,  # the real codec, one image at a time, as the original
+    "spatter": 1.5, "snow": 10.0, "elastic_transform": 5.0,  # multi-step emulations of cv2/Wand
+    "pixelate": 2.0,  # two exact linear resizes per image
+}
 _speeds: dict[str, tuple[float, float]] = {}  # name -> (ours, imagecorruptions), images/s
 
 
@@ -106,3 +117,5 @@ def test_corruption_speed(benchmark, name, images, arrays):
     _speeds[name] = (ours, theirs)
     benchmark.extra_info.update(images_per_s=round(ours), ratio=round(ours / theirs, 1),
                                 imagecorruptions_images_per_s=round(theirs))
+    goal = GOALS.get(name, GOAL)
+    assert ours >= goal * theirs, f"{name}: {ours / theirs:.1f}x imagecorruptions, goal {goal}x"

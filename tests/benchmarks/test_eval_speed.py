@@ -18,13 +18,19 @@ from bench.progress import Reporter
 _pgd: dict[str, float] = {}
 
 
+OVERHEAD_GOAL = 1.1  # the suite's PGD / a bare torchattacks loop
+CV_GOAL = 0.05  # coefficient of variation of repeated batch-1 latency measurements
+
+
 @pytest.fixture(scope="module")
 def student(protocol):
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     model = build_model(protocol.student_arch, protocol).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model
+    yield model
+    torch.set_num_threads(threads)
 
 
 def _bare(model, x, y, e):
@@ -61,6 +67,7 @@ def test_pgd_evaluation_overhead(benchmark, way, student, protocol, split):
         benchmark.extra_info["suite_over_bare"] = round(ratio, 3)
         print(f"\nPGD-{protocol.eval.pgd_steps} on {len(x)} images: suite / bare torchattacks "
               f"= {ratio:.3f}")
+        assert ratio <= OVERHEAD_GOAL, f"the suite's PGD costs {ratio:.2f}x a bare loop"
 
 
 @pytest.mark.benchmark(group="latency")
@@ -76,3 +83,4 @@ def test_cpu_latency_repeatability(benchmark, student, protocol):
     if benchmark.enabled:
         print(f"\nbatch-1 CPU latency, 5 measurements: {[round(v, 4) for v in values]} ms, "
               f"CV {100 * cv:.2f} %")
+        assert cv <= CV_GOAL, f"latency varies by {100 * cv:.1f} % between measurements"

@@ -1,0 +1,155 @@
+"""Helpers for the tests (fixtures live in conftest.py; helpers are imported from here)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+from bench.protocols import get_protocol
+from bench.records import Record, read_record
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED = REPO / "results"
+MNIST5K_HASH = get_protocol("mnist5k").hash
+
+
+def kdbench(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600,
+            **kwargs) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True,
+                          text=True, cwd=cwd or REPO, env=env, timeout=timeout, **kwargs)
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def comparable(path: Path) -> tuple[dict, tuple]:
+    """A record without what legitimately differs between two runs: timings and timestamps."""
+    d = read_record(path).model_dump(mode="json")
+    d["training"].pop("wall_s")
+    d.pop("eval_wall_s")
+    for k in ("started_at", "finished_at", "git_commit"):
+        d["provenance"].pop(k)
+    eff = d["metrics"].pop("efficiency")
+    return d, (eff["params"], eff["size_bytes"], eff["flops"])
+
+
+def changed_file(monkeypatch, relative: str) -> None:
+    """As if the repository file `relative` had been edited since records were made: its sha256,
+    as job identities read it (bench/provenance.py), differs from the file's."""
+    import bench.provenance as provenance
+    real = provenance.file_sha256
+    target = (REPO / relative).resolve()
+
+    def digest(path):
+        sha = real(path)
+        return sha[::-1] if Path(path).resolve() == target else sha
+    monkeypatch.setattr(provenance, "file_sha256", digest)
+
+
+# -- plugins: methods from outside the source tree -----------------------------------------------
+
+METHOD_HEADER = "import torch\nfrom methods.api import Method, register_method\n"
+
+
+def method_source(name: str, body: str, family: str = "logit", extra: str = "") -> str:
+    """The source of a module that registers a method `name` whose loss() runs `body`."""
+    return METHOD_HEADER + extra + textwrap.dedent(f"""
+        @register_method
+        class M(Method):
+            name, description, family = "{name}", "test method", "{family}"
+
+            def loss(self, step):
+        """) + textwrap.indent(textwrap.dedent(body), " " * 8)
+
+
+def plugin_site(root: Path, modules: dict[str, str]) -> dict[str, str]:
+    """Install methods as a distribution in `root`: a package of `modules` (name -> source, each
+    registering its method on import) with one `kdbench.methods` entry point per module, the way
+    a method from its author's own package is found. Returns an environment whose PYTHONPATH puts
+    `root` first, for subprocesses. Nothing is written into the source tree."""
+    pkg_name = f"kdb_test_plugins_{uuid.uuid4().hex[:8]}"
+    pkg = Path(root) / pkg_name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for name, source in modules.items():
+        (pkg / f"{name}.py").write_text(source)
+    info = Path(root) / f"{pkg_name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {pkg_name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[kdbench.methods]\n" + "".join(f"{n} = {pkg_name}.{n}\n" for n in modules))
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def plugin_file(env: dict[str, str], name: str) -> Path:
+    """Where `plugin_site` put module `name`."""
+    root = Path(env["PYTHONPATH"].split(os.pathsep)[0])
+    return next(root.glob(f"kdb_test_plugins_*/{name}.py"))
+
+
+# -- records for the leaderboard and record tests ---------------------------------------------------
+
+def committed_record_path(method: str = "vanilla", seed: int = 0) -> Path:
+    return COMMITTED / "mnist5k" / method / f"seed-{seed}.json"
+
+
+def make_record(template: dict, method: str, seed: int, *, family: str = "logit",
+                clean: float = 90.0, fgsm: float = 50.0, pgd: float = 30.0,
+                noise: tuple[float, ...] = (88.0, 86.0, 84.0, 82.0, 80.0),
+                protocol: str = "mnist5k", protocol_hash: str = MNIST5K_HASH,
+                smoke: bool = False, cpu_ms: float | None = None, **metrics) -> dict:
+    """A valid, non-smoke record dict; `metrics` overrides any other metrics field."""
+    d = copy.deepcopy(template)
+    d.update(method=method, seed=seed, family=family, protocol=protocol,
+             protocol_hash=protocol_hash, smoke=smoke, method_source=f"methods/{method}.py",
+             verification=None)
+    m = d["metrics"]
+    # Neutral defaults: no sanity verdict, no AutoAttack, unless a test asks for them.
+    m.update(sanity_checks=None, unreliable=None, unreliable_reasons=[], autoattack_acc=None)
+    m["attacks"]["autoattack"] = None
+    if metrics.get("autoattack_acc") is not None:
+        m["attacks"]["autoattack"] = {"library": "pyautoattack", "version": "standard", "seed": 0}
+    if metrics.get("unreliable") is not None and "sanity_checks" not in metrics:
+        metrics["sanity_checks"] = [{"name": "pgd_not_weaker_than_fgsm",
+                                     "passed": not metrics["unreliable"], "detail": "test"}]
+    m.update(clean_acc=clean, fgsm_acc=fgsm, pgd_acc=pgd,
+             robust_acc=min(clean, fgsm, pgd, metrics.get("autoattack_acc") or 100.0),
+             corruptions={"gaussian_noise": list(noise)}, corruptions_acc=statistics.fmean(noise))
+    if cpu_ms is not None:
+        m["efficiency"]["cpu"]["timings"][0]["median_ms"] = cpu_ms
+    m.update(metrics)
+    Record.model_validate(d)  # the helper never writes an invalid record by accident
+    return d
+
+
+def write(results: Path, d: dict) -> Path:
+    path = results / d["protocol"] / d["method"] / f"seed-{d['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(d, indent=1))
+    return path
+
+
+def standard_results(template: dict, results: Path) -> Path:
+    """teacher (1 seed), baseline and two KD methods (3 seeds each), varied numbers."""
+    write(results, make_record(template, "teacher", 0, family="reference", clean=98.0, fgsm=40.0,
+                               pgd=6.0, cpu_ms=0.5))
+    for seed in range(3):
+        write(results, make_record(template, "baseline", seed, family="reference",
+                                   clean=95.0 + seed, fgsm=44.0 + seed, pgd=4.0 + seed,
+                                   cpu_ms=0.25))
+        write(results, make_record(template, "vanilla", seed, clean=96.0 + 0.5 * seed,
+                                   fgsm=50.0 - seed, pgd=12.0 + 2 * seed, cpu_ms=0.3))
+        write(results, make_record(template, "robustkd", seed, family="adversarial",
+                                   clean=91.0 - seed, fgsm=70.0 + seed, pgd=60.0 + seed,
+                                   cpu_ms=0.2 + 0.01 * seed))
+    return results
