@@ -12,8 +12,11 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 from bench.protocols import get_protocol
 from bench.records import Record, read_record
+from bench.records.bits import pack, pct
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = REPO / "results"
@@ -116,6 +119,9 @@ def make_record(template: dict, method: str, seed: int, *, family: str = "logit"
     m = d["metrics"]
     # Neutral defaults: no sanity verdict, no AutoAttack, unless a test asks for them.
     m.update(sanity_checks=None, unreliable=None, unreliable_reasons=[], autoattack_acc=None)
+    # The template's per-example bits would contradict the numbers chosen here: none, as in
+    # records made before evidence was stored (`evidence_record` builds records with evidence).
+    m.pop("evidence", None)
     m["attacks"]["autoattack"] = None
     if metrics.get("autoattack_acc") is not None:
         m["attacks"]["autoattack"] = {"library": "pyautoattack", "version": "standard", "seed": 0}
@@ -153,3 +159,91 @@ def standard_results(template: dict, results: Path) -> Path:
                                    clean=91.0 - seed, fgsm=70.0 + seed, pgd=60.0 + seed,
                                    cpu_ms=0.2 + 0.01 * seed))
     return results
+
+
+# -- records with per-example evidence, built from chosen correctness masks --------------------------
+# Every accuracy in such a record is the mean of its mask, as the evaluation suite writes it.
+
+MNIST5K = get_protocol("mnist5k")
+SHA = "0" * 64
+
+
+def correct(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """n examples, exactly k of them (at random places) answered correctly."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=k, replace=False)] = True
+    return mask
+
+
+def _timings() -> dict:
+    return {"device_name": "test CPU", "threads": 1, "timings": [
+        {"batch": 1, "median_ms": 0.3, "p50_ms": 0.3, "p90_ms": 0.35, "throughput_ips": 3000.0,
+         "samples": 10, "iqr_over_median": 0.05}]}
+
+
+def evidence_record(method: str, seed: int, clean: np.ndarray, fgsm: np.ndarray,
+                    pgd: np.ndarray, corruptions: dict[str, list[np.ndarray]], *,
+                    autoattack: np.ndarray | None = None, family: str = "logit",
+                    eps_curve: list[dict] | None = None, protocol=MNIST5K) -> dict:
+    """A valid schema-2 record dict of `protocol` whose accuracies are the masks' means."""
+    attacked = [clean, fgsm, pgd] + ([autoattack] if autoattack is not None else [])
+    robust = np.logical_and.reduce(attacked)
+    table = {name: [pct(m) for m in masks] for name, masks in corruptions.items()}
+    values = [a for accs in table.values() for a in accs]
+    d = {
+        "schema_version": 2, "protocol": protocol.name, "protocol_hash": protocol.hash,
+        "smoke": False, "method": method, "family": family, "hparams": {},
+        "method_source": f"methods/{method}.py", "method_source_sha256": SHA, "seed": seed,
+        "job_key": "1" * 32, "harness_version": 2, "arch": protocol.student_arch,
+        "sources": {f"methods/{method}.py": SHA}, "teacher_key": "2" * 16,
+        "metrics": {
+            "clean_acc": pct(clean), "fgsm_acc": pct(fgsm), "pgd_acc": pct(pgd),
+            "autoattack_acc": None if autoattack is None else pct(autoattack),
+            "robust_acc": pct(robust), "eps_curve": eps_curve,
+            "corruptions_acc": round(statistics.fmean(values), 4), "corruptions": table,
+            "attacks": {"norm": "Linf", "eps": protocol.eval.eps_label,
+                        "fgsm": {"library": "torchattacks", "steps": 1,
+                                 "step_size": protocol.eval.eps},
+                        "pgd": {"library": "torchattacks", "steps": 20, "step_size": 0.01,
+                                "random_start": True, "restarts": 1},
+                        "autoattack": None if autoattack is None else {
+                            "library": "pyautoattack", "version": "standard", "seed": 0}},
+            "efficiency": {"params": 6274, "size_bytes": 32993, "flops": 1016704,
+                           "cpu": _timings(), "gpu": None,
+                           "gpu_absent_reason": "no GPU in the test"},
+            "evidence": {
+                "n": len(clean), "clean": pack(clean), "fgsm": pack(fgsm), "pgd": pack(pgd),
+                "autoattack": None if autoattack is None else pack(autoattack),
+                "robust": pack(robust),
+                "corruptions": {name: [pack(m) for m in masks]
+                                for name, masks in corruptions.items()}},
+        },
+        "training": {"epochs": 8, "steps": 256, "final_epoch_loss": 0.5, "wall_s": 10.0},
+        "eval_wall_s": 5.0,
+        "provenance": {"kdbench": "0.1.0", "python": "3.11", "torch": "2", "torchvision": "0",
+                       "torchattacks": "3.3.0", "numpy": "2", "platform": "test",
+                       "device": "cpu", "cpu": "test CPU", "gpu": None, "threads": 1,
+                       "data_fingerprint": "3" * 16, "git_commit": None,
+                       "started_at": "2026-01-01T00:00:00Z",
+                       "finished_at": "2026-01-01T00:01:00Z"},
+    }
+    Record.model_validate(d)  # never an invalid record by accident
+    return d
+
+
+def model_record(method: str, seed: int, acc: dict[str, float], rng: np.random.Generator, *,
+                 n: int = 1000, family: str = "logit", protocol=MNIST5K) -> dict:
+    """A record whose clean, FGSM, PGD and gaussian_noise (2 severities) accuracies are about
+    `acc[...]` (percent, rounded to whole examples), drawn independently at random places."""
+    k = {key: round(n * acc[key] / 100) for key in ("clean", "fgsm", "pgd", "noise")}
+    return evidence_record(method, seed, correct(n, k["clean"], rng), correct(n, k["fgsm"], rng),
+                           correct(n, k["pgd"], rng),
+                           {"gaussian_noise": [correct(n, k["noise"], rng) for _ in range(2)]},
+                           family=family, protocol=protocol)
+
+
+def write_record(results: Path, d: dict) -> Path:
+    path = results / d["protocol"] / d["method"] / f"seed-{d['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(d, indent=1))
+    return path

@@ -21,7 +21,7 @@ from attacks.adversarial import make_attack, predict, robust_mask
 from attacks.autoattack import autoattack_mask
 from bench import faults
 from bench.data.cifar10c import Cifar10C
-from bench.eval import efficiency
+from bench.eval import efficiency, evidence
 from bench.progress import Reporter
 from bench.protocols import Protocol, parse_eps
 
@@ -82,6 +82,8 @@ class EvalContext:
     transfer: TransferSource | None = None  # None when the model is the transfer source itself
     corrupted: CorruptedTestSet | None = None
     masks: dict[str, torch.Tensor] = field(default_factory=dict)  # attacks at the protocol eps
+    # (corruption, severity) -> per-example correctness; not part of the worst case
+    corruption_masks: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:
@@ -103,9 +105,12 @@ class EvalContext:
         full[:len(ok)] = ok
         self.masks[name] = full
 
+    def worst_case_mask(self) -> torch.Tensor:
+        return torch.stack(list(self.masks.values())).all(0)
+
     def worst_case(self, n: int | None = None) -> float:
         n = len(self.x) if n is None else n
-        return pct(torch.stack(list(self.masks.values()))[:, :n].all(0))
+        return pct(self.worst_case_mask()[:n])
 
 
 class Evaluator(TypingProtocol):
@@ -246,7 +251,9 @@ class Corruptions:
                 table[name] = []
                 for s in e.severities:
                     xc = corrupted.get(name, s)
-                    table[name].append(pct(predict(model, xc, ctx.batch_size) == ctx.y))
+                    ok = predict(model, xc, ctx.batch_size) == ctx.y
+                    ctx.corruption_masks[(name, s)] = ok
+                    table[name].append(pct(ok))
                     bar.advance()
         values = [a for accs in table.values() for a in accs]
         return {"corruptions": table, "corruptions_acc": round(sum(values) / len(values), 4)}
@@ -285,4 +292,7 @@ def evaluate(model: nn.Module, protocol: Protocol, x: torch.Tensor, y: torch.Ten
         for p, r in zip(model.parameters(), requires_grad):
             p.requires_grad_(r)
     metrics["robust_acc"] = ctx.worst_case()
+    packed = evidence.collect(ctx.masks, ctx.worst_case_mask(), ctx.corruption_masks)
+    if packed is not None:
+        metrics["evidence"] = packed
     return metrics

@@ -40,6 +40,12 @@ def check_record(path: Path, allow_smoke: bool = False) -> tuple[Record | None, 
             problems.append(f"{path}: protocol_hash {rec.protocol_hash} does not match the "
                             f"registered {rec.protocol!r} protocol ({registered.hash}); the record "
                             "was made under another protocol definition and must be rerun")
+        evidence = rec.metrics.evidence
+        if evidence is not None and evidence.n != registered.n_test:
+            problems.append(f"{path}: metrics.evidence.n is {evidence.n}, but the "
+                            f"{rec.protocol!r} protocol{' (--smoke)' if rec.smoke else ''} tests "
+                            f"{registered.n_test} examples: the per-example evidence must cover "
+                            "exactly its test set")
     return rec, problems
 
 
