@@ -1,4 +1,5 @@
-"""The `kdbench` command line."""
+"""The `kdbench` command line: long because every command's options and help text live here;
+the logic is in the modules each command imports."""
 
 from __future__ import annotations
 
@@ -243,14 +244,34 @@ def verify(
 @app.command()
 def show(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Record files or directories [default: results].")] = None,
+    rank_by: Annotated[str, typer.Option(help="The metric the rank ranges are by: clean, corruptions, fgsm, pgd, autoattack, robust, auc, mce, rel_mce.")] = "robust",
 ) -> None:
-    """Print the summary table (mean ± std over seeds) of existing records."""
+    """Print the summary table (mean ± 95 % CI over seeds, rank ranges) of existing records."""
     from bench import report
     from bench.records import find_records, read_record
     records = [read_record(f) for f in find_records(paths or [DEFAULT_RESULTS])]
     if not records:
         raise UsageError("no records found; run `kdbench run` first")
-    out.print(report.table(records))
+    out.print(report.table(records, rank_by=rank_by))
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="Method A.")],
+    b: Annotated[str, typer.Argument(help="Method B.")],
+    protocol: Annotated[str, typer.Option(help="Their protocol (its registered definition).")] = DEFAULT_PROTOCOL,
+    results_dir: Annotated[Path, typer.Option(help="Where their records are.")] = DEFAULT_RESULTS,
+    metric: Annotated[Optional[list[str]], typer.Option(help="A metric to compare (repeatable): clean, corruptions, fgsm, pgd, autoattack, robust, auc [default: every one both have].")] = None,
+) -> None:
+    """Paired comparison of two methods over their shared seeds: per metric the mean difference
+    with its 95 % CI, the paired t-test, each seed's exact McNemar test, and the verdict at 0.05
+    after Holm's correction over the metrics shown (docs/statistics.md)."""
+    from bench import report
+    from bench.records.pairs import compare_methods
+    comparisons = compare_methods(results_dir, get_protocol(protocol), a, b, metric)
+    out.print(report.comparison_table(a, b, comparisons))
+    for line in report.verdict_lines(a, b, comparisons):
+        out.print(line, highlight=False)
 
 
 @app.command("new-method")

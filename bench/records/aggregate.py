@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bench.records.schema import Record
+from bench.records.stats import Interval, t_interval
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,11 @@ class Stat:
     def of(cls, values: Iterable[float]) -> Stat:
         v = tuple(values)
         return cls(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, v)
+
+    @property
+    def interval(self) -> Interval:
+        """The 95 % t-interval of the mean over these seeds (bench/records/stats.py)."""
+        return t_interval(self.values)
 
     def __str__(self) -> str:
         return f"{self.mean:.1f} ± {self.std:.1f}" if len(self.values) > 1 else f"{self.mean:.1f}"
