@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from leaderboard import data, views
+from leaderboard import comparison, data, views
 from leaderboard.metrics import BY_KEY, METRICS, aggregate, select
 
 
@@ -32,7 +32,9 @@ loaded = _load(str(results_dir), data.fingerprint(results_dir))
 
 st.title("kdbench leaderboard")
 st.caption("Knowledge-distillation methods under one fixed protocol: which student is most "
-           "accurate, most robust and cheapest to run? Numbers are mean ± std over seeds.")
+           "accurate, most robust and cheapest to run? Numbers are mean ± half-width of the "
+           "95 % confidence interval over seeds; rank ranges say which differences the paired "
+           "tests support.")
 
 with st.sidebar:
     st.caption("Results directory")
@@ -76,4 +78,4 @@ with eps:
 with detail:
     views.method_detail(rows, key)
 with compare:
-    views.comparison(rows)
+    comparison.view(rows)

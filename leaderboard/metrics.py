@@ -1,4 +1,5 @@
-"""What the leaderboard shows per method: the metric catalogue and the aggregation over seeds.
+"""What the leaderboard shows per method: the metric catalogue, the aggregation over seeds, and
+the ranks (by mean, and significance-aware rank ranges).
 
 A metric a record does not carry (AutoAttack not run, no GPU, ...) is None and is never shown as
 0. Optional metrics are aggregated over the seeds that carry them; `MethodRow.counts` says how many.
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 from bench.records import DeviceTimings, Record
 from bench.records.aggregate import Stat, group, with_mce
+from bench.records.measures import BY_KEY as MEASURES
+from bench.records.significance import RankRange, has_evidence, table_ranges
 
 REFERENCE_FAMILY = "reference"
 
@@ -45,6 +48,7 @@ METRICS: tuple[Metric, ...] = (
            "Accuracy under AutoAttack (opt-in; — when not run)"),
     Metric("robust", "robust %", lambda r: r.metrics.robust_acc, True, True,
            "Per-example worst case over clean and every attack run"),
+    Metric("auc", MEASURES["auc"].label, MEASURES["auc"].read, True, True, MEASURES["auc"].help),
     Metric("mce", "mCE", None, False, False,
            "Mean corruption error relative to the baseline student of the same seed "
            "(Hendrycks & Dietterich 2019; baseline = 100, lower is better)"),
@@ -83,6 +87,9 @@ class MethodRow:
     verified: bool | None  # False if any seed failed verification, True if one passed
     verified_seeds: int
     records: tuple[Record, ...]
+    # Every seed carries per-example evidence: the row shows confidence intervals and gets a
+    # rank range (bench/records/significance.py); without it, plain means.
+    evidence: bool = True
 
     @property
     def is_reference(self) -> bool:
@@ -128,7 +135,7 @@ def aggregate(records: Iterable[Record]) -> list[MethodRow]:
             unreliable_reasons=reasons,
             verified=(False if False in verdicts else True if True in verdicts else None),
             verified_seeds=verdicts.count(True),
-            records=tuple(recs)))
+            records=tuple(recs), evidence=has_evidence(recs)))
     return rows
 
 
@@ -143,6 +150,13 @@ def rank(rows: list[MethodRow], by: str) -> dict[str, int]:
     sign = -1 if metric.higher_is_better else 1
     values = sorted(sign * v for v, _ in scored)
     return {name: values.index(sign * v) + 1 for v, name in scored}
+
+
+def rank_ranges(rows: list[MethodRow], by: str) -> dict[str, RankRange]:
+    """Significance-aware rank ranges of the non-reference methods by `by` (paired t-tests over
+    seeds, bench/records/significance.py: the same function `kdbench show` and the CSV use).
+    Empty for costs; rows without per-example evidence get none."""
+    return table_ranges([rec for r in rows for rec in r.records], by, REFERENCE_FAMILY)
 
 
 def select(rows: list[MethodRow], families: Iterable[str], hide_unreliable: bool = False,

@@ -97,3 +97,26 @@ def eps_curves(curves: pd.DataFrame) -> alt.LayerChart:
                                     tooltip=tooltip)
     return alt.layer(base.mark_line(), base.mark_point(filled=True, size=50)).properties(
         height=360)
+
+
+OUTCOME_COLOURS = {"win": "#2ca02c", "tie": "#bdbdbd", "loss": "#d62728", "not tested": "#f0f0f0",
+                   "—": "#ffffff"}
+
+
+def significance_matrix(cells: pd.DataFrame, metric: str) -> alt.LayerChart:
+    """Methods x methods: does the row method beat the column method on `metric` (paired t-test
+    over seeds at 0.05)? Green win, grey tie, red loss; cells name the outcome."""
+    order = cells["row"].drop_duplicates().tolist()
+    base = alt.Chart(cells).encode(
+        x=alt.X("column:N", title="column method", sort=order,
+                axis=alt.Axis(labelAngle=-40, labelOverlap=False, labelLimit=160)),
+        y=alt.Y("row:N", title="row method", sort=order))
+    rect = base.mark_rect(stroke="white").encode(
+        color=alt.Color("outcome:N", title=f"row vs column ({metric})",
+                        scale=alt.Scale(domain=list(OUTCOME_COLOURS),
+                                        range=list(OUTCOME_COLOURS.values()))),
+        tooltip=[alt.Tooltip("row:N"), alt.Tooltip("column:N"), alt.Tooltip("outcome:N"),
+                 alt.Tooltip("diff:Q", format="+.2f", title="mean paired difference"),
+                 alt.Tooltip("p:Q", format=".2g", title="paired t-test p")])
+    text = base.mark_text(fontSize=11).encode(text="text:N")
+    return alt.layer(rect, text).properties(height=alt.Step(30), width=alt.Step(60))

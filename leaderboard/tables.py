@@ -15,7 +15,9 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from bench.records.aggregate import Stat
-from leaderboard.metrics import BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank
+from bench.records.significance import fmt_interval
+from bench.records.stats import Interval
+from leaderboard.metrics import BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank, rank_ranges
 
 MISSING = "—"  # shown for anything a record does not carry; never 0
 
@@ -39,20 +41,21 @@ def fmt_count(n: float) -> str:
     return f"{n:.0f}"
 
 
-def fmt_stat(key: str, stat: Stat | None) -> str:
-    """A metric as the table shows it: mean ± std over seeds (± only with several seeds)."""
+def fmt_stat(key: str, stat: Stat | None, intervals: bool = True) -> str:
+    """A metric as the table shows it: mean ± half-width of its 95 % t-interval over seeds (±
+    only with several seeds, and only with `intervals`: rows without per-example evidence show
+    plain means)."""
     if stat is None:
         return MISSING
-    if BY_KEY[key].accuracy:
-        return str(stat)
     if key == "params":
         return f"{stat.mean:,.0f}"
     if key == "size":
         return fmt_bytes(stat.mean)
     if key == "flops":
         return fmt_count(stat.mean)
-    d = _decimals(stat.mean)  # latencies: 3 significant digits, the std to the same place
-    return f"{stat.mean:.{d}f} ± {stat.std:.{d}f}" if len(stat.values) > 1 else f"{stat.mean:.{d}f}"
+    iv = stat.interval if intervals else Interval(stat.mean, None, None, len(stat.values))
+    # accuracies to 0.1 point; mCE and latencies to 3 significant digits, the ± to the same place
+    return fmt_interval(iv, 1 if BY_KEY[key].accuracy else _decimals(stat.mean))
 
 
 def fmt_diff(key: str, diff: float | None) -> str:
@@ -71,7 +74,7 @@ def fmt_diff(key: str, diff: float | None) -> str:
 
 
 def fmt_cell(row: MethodRow, key: str) -> str:
-    text = fmt_stat(key, row.stats[key])
+    text = fmt_stat(key, row.stats[key], row.evidence)
     n, have = len(row.seeds), row.counts[key]
     return f"{text} ({have}/{n} seeds)" if 0 < have < n else text
 
@@ -94,7 +97,7 @@ def leaderboard(rows: list[MethodRow], rank_by: str, repo_url: str | None = None
 
     Reference rows sit where their value puts them, without a rank: they are context.
     """
-    ranks = rank(rows, rank_by)
+    ranks, ranges = rank(rows, rank_by), rank_ranges(rows, rank_by)
     sign = -1 if BY_KEY[rank_by].higher_is_better else 1
     missing = math.inf
 
@@ -106,10 +109,13 @@ def leaderboard(rows: list[MethodRow], rank_by: str, repo_url: str | None = None
     for r in sorted(rows, key=order):
         url = source_url(repo_url, r.source)
         # badges right after the name, where a reader looks before trusting the numbers
-        d = {"rank": ranks.get(r.method), "method": r.method, "flags": r.flags,
-             "family": r.family}
-        t = {"rank": str(ranks[r.method]) if r.method in ranks else MISSING,
+        rr = ranges.get(r.method)
+        d = {"rank": ranks.get(r.method), "rank range": rr.best if rr else None,
              "method": r.method, "flags": r.flags, "family": r.family}
+        t = {"rank": str(ranks[r.method]) if r.method in ranks else MISSING,
+             "rank range": str(rr) if rr else MISSING,
+             "method": r.method + ("" if r.evidence else " †"), "flags": r.flags,
+             "family": r.family}
         for m in METRICS:
             d[m.key] = r.stats[m.key].mean if r.stats[m.key] is not None else None
             t[m.key] = fmt_cell(r, m.key)
@@ -121,6 +127,7 @@ def leaderboard(rows: list[MethodRow], rank_by: str, repo_url: str | None = None
     numbers = pd.DataFrame(data)
     if not numbers.empty:
         numbers["rank"] = numbers["rank"].astype("Int64")
+        numbers["rank range"] = numbers["rank range"].astype("Int64")  # sorts by the best rank
         for m in METRICS:
             numbers[m.key] = numbers[m.key].astype("float64")
     return numbers, pd.DataFrame(text, index=numbers.index, columns=numbers.columns)
@@ -138,24 +145,33 @@ def styled(numbers: pd.DataFrame, text: pd.DataFrame) -> Styler:
 
 
 def csv(rows: list[MethodRow], rank_by: str, protocol: str, protocol_hash: str) -> str:
-    """The table as machine-readable CSV: mean, std and seed count per metric, empty if absent."""
-    ranks = rank(rows, rank_by)
+    """The table as machine-readable CSV: mean, std, the 95 % t-interval (rows with per-example
+    evidence) and seed count per metric, the rank and rank range; empty where absent."""
+    ranks, ranges = rank(rows, rank_by), rank_ranges(rows, rank_by)
     out = []
     for r in rows:
+        rr = ranges.get(r.method)
         d = {"protocol": protocol, "protocol_hash": protocol_hash,
-             f"rank_by_{rank_by}": ranks.get(r.method), "method": r.method, "family": r.family,
-             "seeds": " ".join(map(str, r.seeds))}
+             f"rank_by_{rank_by}": ranks.get(r.method),
+             f"rank_range_by_{rank_by}": str(rr) if rr else None,
+             "rank_best": rr.best if rr else None, "rank_worst": rr.worst if rr else None,
+             "method": r.method, "family": r.family, "seeds": " ".join(map(str, r.seeds)),
+             "evidence": r.evidence}
         for m in METRICS:
             s = r.stats[m.key]
+            iv = s.interval if s and r.evidence else None
             d[f"{m.key}_mean"] = s.mean if s else None
             d[f"{m.key}_std"] = s.std if s else None
+            d[f"{m.key}_ci_low"] = iv.lo if iv else None
+            d[f"{m.key}_ci_high"] = iv.hi if iv else None
             d[f"{m.key}_n"] = r.counts[m.key]
         d.update(unreliable=r.unreliable, unreliable_reasons="; ".join(r.unreliable_reasons),
                  verified=r.verified, source=r.source,
                  source_sha256=" ".join(r.source_sha256))
         out.append(d)
     frame = pd.DataFrame(out)
-    frame[f"rank_by_{rank_by}"] = frame[f"rank_by_{rank_by}"].astype("Int64")
+    for col in (f"rank_by_{rank_by}", "rank_best", "rank_worst"):
+        frame[col] = frame[col].astype("Int64")
     return frame.sort_values([f"rank_by_{rank_by}", "method"], na_position="last").to_csv(
         index=False)
 
@@ -190,21 +206,6 @@ def provenance(row: MethodRow) -> pd.DataFrame:
     """Library versions and machine per seed, one column per seed."""
     cols = {f"seed {r.seed}": r.provenance.model_dump(mode="json") for r in row.records}
     return pd.DataFrame(cols).astype("string")
-
-
-def compare(a: MethodRow, b: MethodRow) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metric by metric: a, b, and b - a (numbers, and the text each cell shows)."""
-    data, text = [], []
-    for m in METRICS:
-        sa, sb = a.stats[m.key], b.stats[m.key]
-        diff = sb.mean - sa.mean if sa is not None and sb is not None else None
-        data.append({"metric": m.label, "A": sa.mean if sa else None,
-                     "B": sb.mean if sb else None, "B − A": diff})
-        text.append({"metric": m.label, "A": fmt_cell(a, m.key), "B": fmt_cell(b, m.key),
-                     "B − A": fmt_diff(m.key, diff)})
-    numbers = pd.DataFrame(data)
-    numbers[["A", "B", "B − A"]] = numbers[["A", "B", "B − A"]].astype("float64")
-    return numbers, pd.DataFrame(text, columns=numbers.columns)
 
 
 # -- plot data ---------------------------------------------------------------------------------

@@ -15,9 +15,11 @@ import streamlit as st
 
 from bench.protocols import PROTOCOLS
 from bench.records import Record
+from bench.records.significance import NO_EVIDENCE_NOTE, rankable, shared_ranges
 from leaderboard import plots, tables
 from leaderboard.data import Loaded, ProtocolKey, Status
-from leaderboard.metrics import ACCURACIES, BY_KEY, COSTS, METRICS, MethodRow, rank
+from leaderboard.metrics import (ACCURACIES, BY_KEY, COSTS, METRICS, MethodRow, rank,
+                                 rank_ranges)
 
 
 def table(data, **kwargs) -> None:
@@ -81,7 +83,12 @@ def _column_config(rank_by: str, repo_url: str | None) -> dict:
         # should stay in view on a laptop screen.
         "rank": st.column_config.NumberColumn(
             "rank", width=50,
-            help=f"Among KD methods by {BY_KEY[rank_by].label}; reference rows are unranked"),
+            help=f"Order of the means among KD methods by {BY_KEY[rank_by].label}; reference "
+                 "rows are unranked"),
+        "rank range": st.column_config.NumberColumn(
+            "rank range", width=80,
+            help="The ranks the paired tests allow: best = 1 + methods significantly better, "
+                 "worst = methods not significantly worse (paired t-test over seeds, p < 0.05)"),
         # Not pinned: Streamlit draws pinned columns faded, and the name is what readers look for.
         "method": st.column_config.TextColumn("method"),
         "family": st.column_config.TextColumn("family", width=95),
@@ -117,8 +124,10 @@ def leaderboard(rows: list[MethodRow], visible: list[MethodRow], rank_by: str, k
     table(tables.styled(numbers, text), column_order=order,
           column_config=_column_config(rank_by, repo_url))
     st.caption(f"Ranked by {BY_KEY[rank_by].label} (higher is better for accuracies, lower for "
-               "costs). Reference rows (grey) are context and unranked. Click a column header "
-               "to sort by it; — means not measured.")
+               "costs). Reference rows (grey) are context and unranked. Cells: mean ± half-width "
+               "of the 95 % t-interval over seeds. Click a column header to sort by it; — means "
+               "not measured.")
+    _rank_note(rows, visible, rank_by)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.name)
     st.download_button("Download CSV", tables.csv(rows, rank_by, key.name, key.hash),
                        file_name=f"kdbench-{name}-{key.hash[:8]}.csv", mime="text/csv",
@@ -130,6 +139,27 @@ def leaderboard(rows: list[MethodRow], visible: list[MethodRow], rank_by: str, k
             table(pd.DataFrame([{"method": r.method, "reason": reason}
                                 for r in flagged
                                 for reason in r.unreliable_reasons or ["(no reason recorded)"]]))
+
+
+def _rank_note(rows: list[MethodRow], visible: list[MethodRow], rank_by: str) -> None:
+    """Under the table: which methods no test separates, and why some rows have no interval."""
+    if not rankable(rank_by):
+        st.caption("Rank ranges are given for accuracies and corruption errors; costs depend on "
+                   "the architecture, not on the seed.")
+    else:
+        shown = {r.method for r in visible}
+        ranges = {m: rr for m, rr in rank_ranges(rows, rank_by).items() if m in shown}
+        st.caption("Rank range: best = 1 + methods a paired t-test over seeds finds significantly "
+                   "better (p < 0.05), worst = methods it does not find significantly worse. "
+                   "Methods no test separates share a rank range:" if ranges else
+                   "No rank ranges: no ranked row carries per-example evidence.")
+        shared = shared_ranges(ranges)
+        if shared:
+            st.text("\n".join(f"rank {rr}: {', '.join(names)}" for rr, names in shared))
+        elif ranges:
+            st.text("none: every pair of ranked methods is separated")
+    if any(not r.evidence for r in visible):
+        st.info(NO_EVIDENCE_NOTE, icon="ℹ️")
 
 
 def tradeoffs(rows: list[MethodRow]) -> None:
@@ -235,21 +265,3 @@ def method_detail(rows: list[MethodRow], key: ProtocolKey) -> None:
         st.text("not verified (no record carries a verification)")
     st.caption("Library versions and machine")
     table(tables.provenance(row), hide_index=False)
-
-
-def comparison(rows: list[MethodRow]) -> None:
-    if len(rows) < 2:
-        st.info("Comparing needs at least two methods under this protocol.")
-        return
-    names = [r.method for r in rows]
-    ranks = rank(rows, "robust")
-    best = min(ranks, key=ranks.get) if ranks else names[-1]
-    first = "baseline" if "baseline" in names and best != "baseline" else names[0]
-    left, right = st.columns(2)
-    a = left.selectbox("A", names, index=names.index(first), key="compare_a")
-    b = right.selectbox("B", names, index=names.index(best if best != a else names[-1]),
-                        key="compare_b")
-    numbers, text = tables.compare(rows[names.index(a)], rows[names.index(b)])
-    table(tables.styled(numbers, text))
-    st.caption("A and B as mean ± std over seeds; B − A compares the means (for accuracies "
-               "higher is better, for costs lower is better).")
