@@ -16,6 +16,7 @@ from pandas.io.formats.style import Styler
 
 from bench.records.aggregate import Stat
 from bench.records.significance import fmt_interval
+from bench.records.significance import spread as seed_spread
 from bench.records.stats import Interval
 from leaderboard.metrics import BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank, rank_ranges
 
@@ -200,6 +201,17 @@ def seeds(row: MethodRow) -> tuple[pd.DataFrame, pd.DataFrame]:
     for m in METRICS:
         numbers[m.label] = numbers[m.label].astype("float64")
     return numbers, pd.DataFrame(text, columns=numbers.columns)
+
+
+def spread(row: MethodRow) -> pd.DataFrame:
+    """Per accuracy measure with per-example bits: the std over seeds and the mean binomial SE."""
+    out = []
+    for key in ("clean", "corruptions", "fgsm", "pgd", "autoattack", "robust"):
+        s = seed_spread(row.records, key)
+        if s.seed_sd is not None and s.sampling_se is not None:
+            out.append({"metric": BY_KEY[key].label, "std over seeds": round(s.seed_sd, 2),
+                        "within-seed SE": round(s.sampling_se, 2)})
+    return pd.DataFrame(out, columns=["metric", "std over seeds", "within-seed SE"])
 
 
 def provenance(row: MethodRow) -> pd.DataFrame:

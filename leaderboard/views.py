@@ -242,6 +242,10 @@ def method_detail(rows: list[MethodRow], key: ProtocolKey) -> None:
         st.warning("The seeds were run with different versions of the method's source file.")
     st.caption("Per seed, as recorded")
     _per_seed(row)
+    if row.evidence and len(row.seeds) > 1:
+        st.caption("Seed-to-seed spread against the test set's sampling error (binomial standard "
+                   "error of one seed's accuracy, from its per-example results), in points")
+        table(tables.spread(row))
     hparams = {f"seed {r.seed}": r.hparams for r in row.records}
     st.caption("Hyper-parameters")
     distinct = {repr(h) for h in hparams.values()}

@@ -188,3 +188,15 @@ def test_kdbench_compare_prints_the_verdicts(results):
     assert "Traceback" not in bad.stderr
     missing = kdbench("compare", "strong", "nobody", "--results-dir", str(results))
     assert missing.returncode == 2 and "no records of 'nobody'" in missing.stderr
+
+
+def test_method_detail_sets_the_seed_spread_against_the_sampling_error(monkeypatch, results):
+    rows = {r.method: r for r in aggregate(_records(results))}
+    frame = tables.spread(rows["weak"]).set_index("metric")
+    pgd = [r.metrics.pgd_acc for r in rows["weak"].records]
+    assert frame.loc["PGD %", "std over seeds"] == pytest.approx(np.std(pgd, ddof=1), abs=0.005)
+    se = np.mean([100 * np.sqrt(v / 100 * (1 - v / 100) / 1000) for v in pgd])
+    assert frame.loc["PGD %", "within-seed SE"] == pytest.approx(se, abs=0.005)
+    at = run_app(monkeypatch, results)
+    at.selectbox(key="detail_method").set_value("weak").run()
+    assert any("sampling error" in c.value for c in at.tabs[4].caption)
