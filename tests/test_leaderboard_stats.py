@@ -14,11 +14,10 @@ from streamlit.testing.v1 import AppTest
 from bench import report
 from bench.records import Record, read_record
 from bench.records.significance import table_ranges
-from conftest import REPO, kdbench
 from leaderboard import comparison, tables
 from leaderboard.data import RESULTS_DIR_ENV
 from leaderboard.metrics import aggregate, rank_ranges
-from support import MNIST5K, model_record, write_record
+from support import MNIST5K, REPO, kdbench, model_record, write_record
 
 APP = str(REPO / "leaderboard" / "app.py")
 # method -> (clean, FGSM, PGD, noise) around which its seeds scatter
