@@ -37,10 +37,9 @@ scikit-image where those are installed):
   original's 256 x 256 map, normalised over the whole map, cropped to the digit; summed in
   float32 instead of float64 (the maps differ by about 1e-7).
 - spatter: as published (mud: blurred Gaussian noise, thresholded, blurred again; grey 63/255).
-- canny_edges: skimage.feature.canny with its defaults, ported step by step (edges.py). It is
-  today's scikit-image (0.19 and later); the 2019 one smoothed with the border pixel repeated
-  instead of a normalised zero border and broke ties in the non-maximum suppression otherwise,
-  which can move single edge pixels next to the image border or exact ties.
+- canny_edges: skimage.feature.canny with its defaults, ported step by step (edges.py), equal
+  to it pixel for pixel. scikit-image 0.20 moved its non-maximum suppression from numpy to
+  Cython; the two can differ only where gradient components tie exactly.
 """
 
 from __future__ import annotations

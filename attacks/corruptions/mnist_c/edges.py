@@ -1,8 +1,8 @@
 """MNIST-C's canny_edges: the digit replaced by its Canny edge map, skimage.feature.canny with its
 defaults (sigma 1, thresholds 0.1 and 0.2 of the [0, 1] range).
 
-This is scikit-image's current canny (0.19 and later), step by step and in float64, with each
-filter's sums in scipy's order so that ties in the non-maximum suppression fall the same way:
+This is scikit-image's canny (its Cython non-maximum suppression, 0.20 and later), step by step
+and in float64, with each filter's sums in scipy's order so that ties fall the same way:
 
 1. Gaussian smoothing, sigma 1, radius 4, zeros outside the image, divided by the same filter
    applied to an all-ones image (its "bleed-over" normalisation).
