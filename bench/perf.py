@@ -170,7 +170,7 @@ def measure(protocol: str = "cifar10", device: str = "cpu", n_train: int = 10240
     ips[f"PGD-{p.eval.pgd_steps} student"] = pgd_ips(p, student, xe, ye, device)
 
     log("evaluation suite")
-    corrupted = CorruptedTestSet(xe, p.eval.seed)
+    corrupted = CorruptedTestSet(xe, p.eval.seed, suite=p.eval.corruption_suite)
     sec["corruption generation"] = timed(
         lambda: [corrupted.get(c, s) for c in p.eval.corruptions for s in p.eval.severities],
         device)

@@ -5,7 +5,8 @@ seeds and the evaluation suite. Methods cannot change any of it; they only decla
 hyper-parameters (recorded with each result). The protocol's hash goes into every result record so
 that numbers from different protocols are never mixed.
 
-Read `MNIST5K` top to bottom: it is the whole experiment in one place.
+Read `MNIST5K` top to bottom: it is the whole experiment in one place. The module is long because
+it keeps every protocol and the name lists they are checked against together, in that one place.
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ CIFAR10_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "g
              "elastic_transform", "pixelate", "jpeg_compression")
 CIFAR10_C_EXTRAS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 CORRUPTION_NAMES = CIFAR10_C + CIFAR10_C_EXTRAS
+# Mu & Gilmer 2019 (MNIST-C, arXiv:1906.02337): the 15 benchmark corruptions for grey digits, one
+# severity each (attacks.corruptions.mnist_c). Several names are CIFAR-10-C's with other meanings,
+# so a protocol names its suite.
+MNIST_C = ("shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate",
+           "brightness", "translate", "stripe", "fog", "spatter", "dotted_line", "zigzag",
+           "canny_edges")
+CorruptionSuite = Literal["cifar10-c", "mnist-c"]  # attacks.corruptions.SUITES
+# Per suite: the corruption names it implements and its severities.
+CORRUPTION_SUITES: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+    "cifar10-c": (CORRUPTION_NAMES, (1, 2, 3, 4, 5)),
+    "mnist-c": (MNIST_C, (1,)),
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,9 @@ class EvalSuite:
     pgd_restarts: int = 1
     corruptions: tuple[str, ...] = ("gaussian_noise",)
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    # Which suite's corruptions `corruptions` names: CIFAR-10-C's (colour or grey images), or
+    # MNIST-C's (grey digits; one severity, 1).
+    corruption_suite: CorruptionSuite = "cifar10-c"
     # Accuracy-vs-eps curve: PGD with `curve_steps` steps of eps/4 at each radius, on the first
     # `curve_n` test examples.
     eps_curve: tuple[str, ...] = ()
@@ -170,16 +186,26 @@ def _check_names(p: Protocol) -> None:
               ("student_arch", p.student_arch, Arch),
               ("augmentation", p.augmentation, Augmentation),
               ("teacher_method", p.teacher_method, TeacherMethod),
+              ("eval.corruption_suite", p.eval.corruption_suite, CorruptionSuite),
               ("teacher_recipe.schedule", p.teacher_recipe.schedule, Schedule),
               ("student_recipe.schedule", p.student_recipe.schedule, Schedule)]
     for name, value, kind in fields:
         if value not in get_args(kind):
             raise ValueError(f"protocol {p.name!r}: {name} {value!r} is not one of "
                              f"{', '.join(get_args(kind))}")
-    unknown = [c for c in p.eval.corruptions if c not in CORRUPTION_NAMES]
+    suite = p.eval.corruption_suite
+    names, severities = CORRUPTION_SUITES[suite]
+    unknown = [c for c in p.eval.corruptions if c not in names]
     if unknown:
-        raise ValueError(f"protocol {p.name!r}: unknown corruptions {unknown}; known: "
-                         f"{', '.join(CORRUPTION_NAMES)}")
+        raise ValueError(f"protocol {p.name!r}: unknown {suite} corruptions {unknown}; known: "
+                         f"{', '.join(names)}")
+    bad = [s for s in p.eval.severities if s not in severities]
+    if bad:
+        raise ValueError(f"protocol {p.name!r}: {suite} has severities "
+                         f"{', '.join(map(str, severities))}, not {bad}")
+    if suite == "mnist-c" and p.input_shape[0] != 1:
+        raise ValueError(f"protocol {p.name!r}: mnist-c corrupts grey images, and the inputs "
+                         f"have {p.input_shape[0]} channels; use corruption_suite='cifar10-c'")
     parse_eps(p.eval.eps_label)
     for label in (*p.eval.eps_curve, p.eval.sanity_large_eps):
         parse_eps(label)
@@ -240,8 +266,11 @@ def mnist5k() -> Protocol:
             pgd_step_size=0.01,
             pgd_random_start=True,
             pgd_restarts=1,
-            corruptions=CIFAR10_C + CIFAR10_C_EXTRAS,  # at CIFAR-10-C's parameters
-            severities=(1, 2, 3, 4, 5),
+            # MNIST-C's 15 at its settings: CIFAR-10-C's colour corruptions leave grey digits
+            # almost untouched or wipe them out.
+            corruptions=MNIST_C,
+            severities=(1,),
+            corruption_suite="mnist-c",
             eps_curve=("0.02", "0.05", "0.1", "0.15", "0.2", "0.3"),
             sanity_large_eps="0.5",  # half the pixel range: any image can be turned mid-grey
         ),

@@ -134,7 +134,8 @@ def test_modules_are_short_or_say_why():
 
 
 @pytest.mark.parametrize("literal, registry", [
-    ("Dataset", "bench.data:DATASETS"), ("Arch", "bench.models:ARCHS")])
+    ("Dataset", "bench.data:DATASETS"), ("Arch", "bench.models:ARCHS"),
+    ("CorruptionSuite", "attacks.corruptions:SUITES")])
 def test_protocol_name_types_list_what_the_registries_hold(literal, registry):
     import importlib
 

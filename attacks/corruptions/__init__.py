@@ -1,5 +1,9 @@
 """Common corruptions (Hendrycks & Dietterich 2019, CIFAR-10-C) as batched tensor operations.
 
+This package holds two corruption suites, each with its own registry (`SUITES`), applied through
+`apply(name, x, severity, seed, suite)`: "cifar10-c", documented here, and "mnist-c", MNIST-C's 15
+corruptions for grey digits (Mu & Gilmer 2019), documented in mnist_c/.
+
 Each corruption maps a batch (N, C, H, W) in [0, 1], C = 1 or 3, and a severity 1..5 to a
 corrupted batch of the same shape, dtype and device, in [0, 1]. Parameters are those of the
 original CIFAR-10-C script (hendrycks/robustness, ImageNet-C/create_c/make_cifar_c.py). Parameters
@@ -58,6 +62,7 @@ from __future__ import annotations
 import torch
 
 from attacks.corruptions import blur, digital, noise, weather  # noqa: F401  (registers them)
+from attacks.corruptions import mnist_c
 from attacks.corruptions.base import CORRUPTIONS, Corruption, corruption
 from bench.protocols import CIFAR10_C
 from bench.protocols import CIFAR10_C_EXTRAS as EXTRAS
@@ -68,12 +73,23 @@ CORRUPTIONS.clear()
 CORRUPTIONS.update({name: _registered.pop(name) for name in CIFAR10_C + EXTRAS})
 CORRUPTIONS.update(_registered)
 
-__all__ = ["CIFAR10_C", "CORRUPTIONS", "Corruption", "EXTRAS", "apply", "corruption"]
+# Corruption suites by the name protocols give them (bench.protocols.CorruptionSuite): each its
+# own registry, since names recur with other meanings (MNIST-C's fog is not CIFAR-10-C's).
+SUITES: dict[str, dict[str, Corruption]] = {"cifar10-c": CORRUPTIONS,
+                                            "mnist-c": mnist_c.CORRUPTIONS}
+
+__all__ = ["CIFAR10_C", "CORRUPTIONS", "Corruption", "EXTRAS", "SUITES", "apply", "corruption",
+           "mnist_c"]
 
 
-def apply(name: str, x: torch.Tensor, severity: int, seed: int) -> torch.Tensor:
-    """Corrupt `x` reproducibly: the same (name, severity, seed, x) always gives the same output."""
-    if not 1 <= severity <= 5:
-        raise ValueError(f"severity must be 1..5, not {severity}")
+def apply(name: str, x: torch.Tensor, severity: int, seed: int,
+          suite: str = "cifar10-c") -> torch.Tensor:
+    """Corrupt `x` with `suite`'s corruption `name` reproducibly: the same (suite, name,
+    severity, seed, x) always gives the same output, on any device."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown corruption suite {suite!r}; known: {', '.join(SUITES)}")
+    registry = SUITES[suite]
+    if name not in registry:
+        raise KeyError(f"{suite} has no corruption {name!r}; it has: {', '.join(registry)}")
     gen = torch.Generator().manual_seed(seed * 1000 + severity)
-    return CORRUPTIONS[name](x, severity, gen)
+    return registry[name](x, severity, gen)

@@ -1,4 +1,4 @@
-"""The registry, the seeded random draws and the colour helpers every corruption shares."""
+"""The registries, the seeded random draws and the colour helpers every corruption shares."""
 
 from __future__ import annotations
 
@@ -8,34 +8,46 @@ from collections.abc import Callable, Sequence
 import torch
 
 Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
-CORRUPTIONS: dict[str, Corruption] = {}
+CORRUPTIONS: dict[str, Corruption] = {}  # CIFAR-10-C's; MNIST-C has its own (mnist_c/)
 
 # ITU-R BT.601 weights: what cv2.COLOR_RGB2GRAY and PIL's "L" conversion use in the original script.
 LUMA = (0.299, 0.587, 0.114)
 
 
-def corruption(fn: Corruption) -> Corruption:
-    """Register `fn` under its name, behind a wrapper that holds every corruption to one contract.
+def registrar(registry: dict[str, Corruption], severities: int, channels: tuple[int, ...],
+              suite: str) -> Callable[[Corruption], Corruption]:
+    """A decorator registering corruptions of one suite in `registry`, behind a wrapper that holds
+    every corruption to one contract.
 
-    The wrapper checks the input, computes in float32 or float64 (half inputs are promoted, since
-    several CPU kernels have no half version) and returns the input's dtype, clipped to [0, 1] as
-    the original script clips before saving 8-bit images. `fn` returns a new tensor (never `x`
-    or a view of it), which the wrapper clips in place.
+    The wrapper checks the input (N, C, H, W) with C in `channels` and the severity (1 ..
+    `severities`), computes in float32 or float64 (half inputs are promoted, since several CPU
+    kernels have no half version) and returns the input's dtype, clipped to [0, 1] as the
+    original scripts clip before saving 8-bit images. A corruption returns a new tensor (never
+    `x` or a view of it), which the wrapper clips in place.
     """
+    shape = f"(N, {' or '.join(map(str, channels))}, H, W)"
+    levels = "1" if severities == 1 else f"1..{severities}"
 
-    @functools.wraps(fn)
-    def checked(x: torch.Tensor, severity: int, gen: torch.Generator) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"{fn.__name__}: expected (N, 1 or 3, H, W), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"{fn.__name__}: expected a float tensor in [0, 1], got {x.dtype}")
-        if not 1 <= severity <= 5:
-            raise ValueError(f"severity must be 1..5, not {severity}")
-        work = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        return fn(work, severity, gen).clamp_(0, 1).to(x.dtype)
+    def register(fn: Corruption) -> Corruption:
+        @functools.wraps(fn)
+        def checked(x: torch.Tensor, severity: int, gen: torch.Generator) -> torch.Tensor:
+            if x.ndim != 4 or x.shape[1] not in channels:
+                raise ValueError(f"{fn.__name__}: expected {shape}, got {tuple(x.shape)}")
+            if not x.is_floating_point():
+                raise TypeError(f"{fn.__name__}: expected a float tensor in [0, 1], got {x.dtype}")
+            if not 1 <= severity <= severities:
+                raise ValueError(f"{suite}: severity must be {levels}, not {severity}")
+            work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+            return fn(work, severity, gen).clamp_(0, 1).to(x.dtype)
 
-    CORRUPTIONS[fn.__name__] = checked
-    return checked
+        registry[fn.__name__] = checked
+        return checked
+
+    return register
+
+
+# CIFAR-10-C (Hendrycks & Dietterich 2019): five severities, grey or colour images.
+corruption = registrar(CORRUPTIONS, severities=5, channels=(1, 3), suite="CIFAR-10-C")
 
 
 def uniform(gen: torch.Generator, shape: Sequence[int], like: torch.Tensor | None = None,

@@ -23,13 +23,14 @@ def gaussian_blur(x: torch.Tensor, severity: int, gen: torch.Generator) -> torch
 
 
 def glass_permutation(n: int, h: int, w: int, delta: int, iterations: int,
-                      gen: torch.Generator) -> torch.Tensor:
+                      gen: torch.Generator, p_swap: float = 1.0) -> torch.Tensor:
     """Source pixel of every output pixel after the original's local pixel swaps, per image.
 
     The original visits rows and columns from the bottom-right corner inwards, swapping each pixel
-    with one at offset U{-delta..delta-1} (numpy's exclusive high). The swaps are sequential: a
-    pixel moved up or left is visited again and can travel further. They do not depend on pixel
-    values, so the same swaps are replayed once on an index array for the whole batch.
+    with one at offset U{-delta..delta-1} (numpy's exclusive high); with `p_swap` < 1 (MNIST-C)
+    each visit swaps only with that probability. The swaps are sequential: a pixel moved up or
+    left is visited again and can travel further. They do not depend on pixel values, so the same
+    swaps are replayed once on an index array for the whole batch.
     """
     index = torch.arange(h * w).repeat(n, 1).T.contiguous()  # index[p, i]: source pixel at p
     batch = torch.arange(n)
@@ -37,6 +38,8 @@ def glass_permutation(n: int, h: int, w: int, delta: int, iterations: int,
     positions = [r * w + c for r in rows for c in cols]
     for _ in range(iterations):
         d = randint(gen, -delta, delta, (len(positions), 2, n))  # (dx, dy) per swap and image
+        if p_swap < 1:  # a visit that does not swap is a swap with itself
+            d *= (uniform(gen, (len(positions), 1, n)) < p_swap).long()
         targets = torch.tensor(positions)[:, None] + d[:, 1] * w + d[:, 0]
         for p, q in zip(positions, targets):
             moved = index[p].clone()

@@ -59,13 +59,13 @@ def _random_affine(x: torch.Tensor, spread: float, gen: torch.Generator) -> torc
     # An output pixel samples the input at the inverse map, so solve dst -> src directly.
     ones = torch.ones(n, 3, 1, dtype=torch.float64)
     inverse = torch.linalg.solve(torch.cat([dst, ones], -1), src.expand(n, 3, 2)).to(x)
-    grid = _affine_grid(inverse, h, w, align_corners=True)
+    grid = affine_grid(inverse, h, w, align_corners=True)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
 
 
-def _affine_grid(coeffs: torch.Tensor, h: int, w: int, align_corners: bool) -> torch.Tensor:
+def affine_grid(coeffs: torch.Tensor, h: int, w: int, align_corners: bool) -> torch.Tensor:
     """grid_sample's (N, H, W, 2) grid sampling pixel (x, y) at [x, y, 1] @ coeffs, coeffs being
-    (N, 3, 2) in pixels. Broadcast arithmetic: affine_grid's tiny batched matmuls are slower."""
+    (N, 3, 2) in pixels. Broadcast arithmetic: F.affine_grid's tiny batched matmuls are slower."""
     py = torch.arange(h, dtype=coeffs.dtype, device=coeffs.device).view(1, h, 1, 1)
     px = torch.arange(w, dtype=coeffs.dtype, device=coeffs.device).view(1, 1, w, 1)
     c = coeffs[:, None, None]  # (N, 1, 1, 3, 2)
@@ -89,7 +89,7 @@ def elastic_transform(x: torch.Tensor, severity: int, gen: torch.Generator) -> t
     # map_coordinates(order=1, mode="reflect") mirrors about pixel edges: grid_sample's
     # reflection without aligned corners.
     identity = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=x.dtype, device=x.device)
-    grid = _affine_grid(identity[None], h, w, align_corners=False)
+    grid = affine_grid(identity[None], h, w, align_corners=False)
     grid = grid + shift * (alpha * 2 / torch.tensor([w, h], dtype=x.dtype, device=x.device))
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 

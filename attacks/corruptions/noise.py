@@ -43,16 +43,19 @@ def bernoulli_positions(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     return torch.cat(found).long()
 
 
-@corruption
-def impulse_noise(x: torch.Tensor, severity: int, gen: torch.Generator) -> torch.Tensor:
-    # skimage's random_noise(mode="s&p", amount=a): each value independently becomes 0 or 1 with
-    # probability a, salt and pepper equally likely.
-    amount = (0.01, 0.02, 0.03, 0.05, 0.07)[severity - 1]
+def salt_and_pepper(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
+    """skimage's random_noise(mode="s&p", amount=a) on images in [0, 1]: each value independently
+    becomes 0 or 1 with probability a, salt and pepper equally likely."""
     hit = bernoulli_positions(x.numel(), amount, gen)
     salt = uniform(gen, hit.shape, x) < 0.5
     out = x.clone()
     out.view(-1)[hit.to(x.device)] = salt.to(x.dtype)
     return out
+
+
+@corruption
+def impulse_noise(x: torch.Tensor, severity: int, gen: torch.Generator) -> torch.Tensor:
+    return salt_and_pepper(x, (0.01, 0.02, 0.03, 0.05, 0.07)[severity - 1], gen)
 
 
 @corruption

@@ -8,32 +8,75 @@ from attacks.corruptions import filters
 from attacks.corruptions.base import colour, corruption, luma, normal, randint, uniform
 
 
-def plasma_fractal(n: int, size: int, decay: float, gen: torch.Generator) -> torch.Tensor:
-    """The original's diamond-square height map, for n maps at once: (n, size, size) in [0, 1].
+def plasma_fractal(n: int, size: int, decay: float, gen: torch.Generator,
+                   crop: tuple[int, int] | None = None,
+                   dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The original's diamond-square height map, for n maps at once: (n, size, size) in [0, 1],
+    or its top-left (n, *crop) corner, still normalised over the whole map.
 
     Kept as published, including its noise amplitude of wibble^2 (it multiplies a U(-wibble,
-    wibble) draw by wibble again). `size` must be a power of two.
+    wibble) draw by wibble again). `size` must be a power of two. Each level is held as four
+    contiguous grids (corners, square centres, and the two kinds of diamond centres), summed in
+    place and interleaved into the next level's corners: the same draws and the same sums, in the
+    same order, as filling one strided map, at a fraction of the memory traffic. The original
+    sums in float64; float32 (same draws) differs by about 1e-7 and halves the traffic again.
     """
-    m = torch.zeros(n, size, size, dtype=torch.float64)
+    corners = torch.zeros(n, 1, 1, dtype=dtype)
     step, wibble = size, 100.0
 
-    def wibbled(a: torch.Tensor) -> torch.Tensor:
-        return a / 4 + wibble * uniform(gen, a.shape, a, -wibble, wibble)
+    def wibble_(a: torch.Tensor) -> torch.Tensor:  # a / 4 + wibble * U(-wibble, wibble)
+        return a.div_(4).add_(uniform(gen, a.shape, a, -wibble, wibble).mul_(wibble))
 
-    while step >= 2:
-        half = step // 2
-        corners = m[:, ::step, ::step]
-        squares = corners + corners.roll(-1, 1)
-        m[:, half::step, half::step] = wibbled(squares + squares.roll(-1, 2))
-        centres, corners = m[:, half::step, half::step], m[:, ::step, ::step]
-        m[:, ::step, half::step] = wibbled(centres + centres.roll(1, 1)
-                                           + corners + corners.roll(-1, 2))
-        m[:, half::step, ::step] = wibbled(centres + centres.roll(1, 2)
-                                           + corners + corners.roll(-1, 1))
+    while True:
+        squares = _add_rolled(corners.clone(), corners, 1)
+        centres = wibble_(_add_rolled(squares, squares.clone(), 2))
+        top = wibble_(_add_rolled(_add_rolled(centres.clone(), centres, 1, back=True)
+                                  .add_(corners), corners, 2))
+        left = wibble_(_add_rolled(_add_rolled(centres.clone(), centres, 2, back=True)
+                                   .add_(corners), corners, 1))
         step //= 2
         wibble /= decay
-    m -= m.amin((1, 2), keepdim=True)
-    return m / m.amax((1, 2), keepdim=True)
+        if step < 2:
+            break
+        corners = _interleave(corners, top, left, centres)
+    grids = (corners, top, left, centres)
+    low = torch.stack([g.amin((1, 2)) for g in grids]).amin(0)[:, None, None]
+    high = torch.stack([g.amax((1, 2)) for g in grids]).amax(0)[:, None, None]
+    if crop is not None:
+        rows, cols = (-(-c // 2) for c in crop)
+        grids = tuple(g[:, :rows, :cols] for g in grids)
+    m = _interleave(*grids)
+    if crop is not None:
+        m = m[:, :crop[0], :crop[1]]
+    return m.sub_(low).div_(high - low)
+
+
+def _add_rolled(out: torch.Tensor, a: torch.Tensor, dim: int, back: bool = False
+                ) -> torch.Tensor:
+    """out += a.roll(1 if back else -1, dim), without the copy roll makes."""
+    k = a.shape[dim]
+    if k == 1:
+        return out.add_(a)
+    if back:  # out[i] += a[i - 1]
+        out.narrow(dim, 1, k - 1).add_(a.narrow(dim, 0, k - 1))
+        out.narrow(dim, 0, 1).add_(a.narrow(dim, k - 1, 1))
+    else:  # out[i] += a[i + 1]
+        out.narrow(dim, 0, k - 1).add_(a.narrow(dim, 1, k - 1))
+        out.narrow(dim, k - 1, 1).add_(a.narrow(dim, 0, 1))
+    return out
+
+
+def _interleave(corners: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+                centres: torch.Tensor) -> torch.Tensor:
+    """(n, 2r, 2c) grid with corners at even rows and columns, `top` at (even, odd), `left` at
+    (odd, even) and `centres` at (odd, odd)."""
+    n, r, c = corners.shape
+    out = corners.new_empty(n, r, 2, c, 2)
+    out[:, :, 0, :, 0] = corners
+    out[:, :, 0, :, 1] = top
+    out[:, :, 1, :, 0] = left
+    out[:, :, 1, :, 1] = centres
+    return out.view(n, 2 * r, 2 * c)
 
 
 @corruption

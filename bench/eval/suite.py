@@ -54,19 +54,23 @@ class TransferSource:
 
 class CorruptedTestSet:
     """The corrupted test images, generated once per run (per process) and shared by every
-    model: each model sees exactly the same images, and generation is paid once. Corruptions
-    that `files` holds (CIFAR-10-C, bench/data/cifar10c.py) are read from them instead."""
+    model: each model sees exactly the same images, and generation is paid once. `suite` names
+    the corruption suite (the protocol's `eval.corruption_suite`). CIFAR-10-C corruptions that
+    `files` holds (bench/data/cifar10c.py) are read from them instead."""
 
-    def __init__(self, x: torch.Tensor, seed: int, files: Cifar10C | None = None):
-        self.x, self.seed, self.files = x, seed, files
+    def __init__(self, x: torch.Tensor, seed: int, files: Cifar10C | None = None,
+                 suite: str = "cifar10-c"):
+        if suite not in corr.SUITES:
+            raise ValueError(f"unknown corruption suite {suite!r}; known: {', '.join(corr.SUITES)}")
+        self.x, self.seed, self.files, self.suite = x, seed, files, suite
         self._cache: dict[tuple[str, int], torch.Tensor] = {}
 
     def get(self, name: str, severity: int) -> torch.Tensor:
         if (name, severity) not in self._cache:
-            if self.files is not None and name in self.files:
+            if self.suite == "cifar10-c" and self.files is not None and name in self.files:
                 xc = self.files.read(name, severity)[:len(self.x)].to(self.x.device)
             else:
-                xc = corr.apply(name, self.x, severity, self.seed)
+                xc = corr.apply(name, self.x, severity, self.seed, self.suite)
             self._cache[(name, severity)] = xc
         return self._cache[(name, severity)]
 
@@ -245,7 +249,10 @@ class Corruptions:
     def __call__(self, model: nn.Module, ctx: EvalContext) -> dict:
         e = ctx.protocol.eval
         table: dict[str, list[float]] = {}
-        corrupted = ctx.corrupted or CorruptedTestSet(ctx.x, e.seed)
+        corrupted = ctx.corrupted or CorruptedTestSet(ctx.x, e.seed, suite=e.corruption_suite)
+        if corrupted.suite != e.corruption_suite:  # same names, other corruptions: never mix
+            raise ValueError(f"the corrupted test set holds {corrupted.suite} corruptions; the "
+                             f"protocol evaluates {e.corruption_suite}")
         with ctx.reporter.task("corruptions", total=len(e.corruptions) * len(e.severities)) as bar:
             for name in e.corruptions:
                 table[name] = []

@@ -105,7 +105,8 @@ class JobContext:
         return cls(cfg, split, teacher, stats, teacher_source(cfg.protocol, teacher, split.x_train),
                    TransferSource(teacher, "teacher"),
                    CorruptedTestSet(split.x_test, cfg.protocol.eval.seed,
-                                    split.corruption_files), reporter,
+                                    split.corruption_files,
+                                    suite=cfg.protocol.eval.corruption_suite), reporter,
                    efficiency or {})
 
     def measure_efficiency(self) -> None:
