@@ -7,6 +7,8 @@
 - training state (`save_training_state` / `load_training_state`): everything an interrupted
   training needs to resume exactly (weights, optimiser, schedule, every random generator, the
   method's own state), saved after each epoch.
+- tensors (`save_tensors` / `load_tensors`): what a run computes once and its worker processes
+  share (the transfer attack's examples).
 """
 
 from __future__ import annotations
@@ -57,4 +59,12 @@ def save_training_state(path: Path, state: dict) -> None:
 
 
 def load_training_state(path: Path, device: str = "cpu") -> dict:
+    return _load(path, device)
+
+
+def save_tensors(path: Path, tensors: dict) -> None:
+    _save(tensors, path)
+
+
+def load_tensors(path: Path, device: str = "cpu") -> dict:
     return _load(path, device)

@@ -39,8 +39,10 @@ import torch
 import methods
 from attacks.adversarial import make_attack, robust_mask
 from bench.data.split import Batch
-from bench.eval.suite import (DEFAULT_EVALUATORS, CorruptedTestSet, EvalContext, TransferSource,
-                              measure_efficiency)
+from bench.eval.corruptions import CorruptedTestSet
+from bench.eval.sanity import TransferSource
+from bench.eval.context import EvalContext
+from bench.eval.suite import default_evaluators, measure_efficiency
 from bench.models.registry import build_model
 from bench.progress import Reporter
 from bench.protocols import Protocol, get_protocol
@@ -128,7 +130,7 @@ def eval_times(p: Protocol, model: torch.nn.Module, x: torch.Tensor, y: torch.Te
     for q in model.parameters():
         q.requires_grad_(False)
     ctx = EvalContext(p, x, y, device, Reporter(quiet=True), False, transfer, corrupted)
-    return {ev.name: timed(lambda ev=ev: ev(model, ctx), device) for ev in DEFAULT_EVALUATORS}
+    return {ev.name: timed(lambda ev=ev: ev(model, ctx), device) for ev in default_evaluators()}
 
 
 def measure(protocol: str = "cifar10", device: str = "cpu", n_train: int = 10240,

@@ -5,8 +5,9 @@ seeds and the evaluation suite. Methods cannot change any of it; they only decla
 hyper-parameters (recorded with each result). The protocol's hash goes into every result record so
 that numbers from different protocols are never mixed.
 
-Read `MNIST5K` top to bottom: it is the whole experiment in one place. The module is long because
-it keeps every protocol and the name lists they are checked against together, in that one place.
+Read `mnist5k()` top to bottom: it is the whole experiment in one place. This module is
+long because it is the experiment's definition: every field with the reason for its value, and
+the checks that run when a protocol is registered.
 """
 
 from __future__ import annotations
@@ -64,8 +65,47 @@ class TrainRecipe:
 
 
 @dataclass(frozen=True)
+class StrongAttack:
+    """One of the stronger attacks behind `robust_acc`, run after FGSM and PGD on the examples
+    every attack before it left robust (as AutoAttack runs its attacks).
+
+    - "pgd": torchattacks PGD (`iters` steps of `step_size`, random start), restarted up to
+      `restarts` times, each restart from a new random start on the examples still robust;
+    - "apgd-ce", "apgd-dlr": the reference APGD (pyautoattack) on the cross-entropy or the DLR
+      loss, with `restarts` random restarts;
+    - "apgd-t": the reference targeted APGD on the DLR loss, one run per target class for the
+      `targets` most likely wrong classes.
+    `until_dry` (percent of the examples): stop restarting once a restart fools fewer; robust
+    models, whose examples resist every restart, then pay for one or two.
+    """
+
+    kind: Literal["pgd", "apgd-ce", "apgd-dlr", "apgd-t"]
+    iters: int
+    restarts: int = 1
+    targets: int = 0
+    step_size: float | None = None  # "pgd" only: default the protocol's pgd_step_size
+    until_dry: float = 0.0
+
+    @property
+    def label(self) -> str:
+        name = {"pgd": "PGD", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",
+                "apgd-t": "APGD-T"}[self.kind]
+        runs = f"{self.targets} targets x " if self.kind == "apgd-t" else ""
+        rs = f", up to {self.restarts} restarts" if self.restarts > 1 else ""
+        return f"{name}-{self.iters} ({runs}{self.iters} iterations{rs})"
+
+    def doubled(self) -> StrongAttack:
+        """The same attack with twice the iterations (the convergence check)."""
+        return dataclasses.replace(self, iters=2 * self.iters)
+
+
+@dataclass(frozen=True)
 class EvalSuite:
-    """What is measured on every trained model."""
+    """What is measured on every trained model.
+
+    The test set is in a class-balanced order (bench/data/split.balanced_order), so the first n
+    examples of it, which the subsets below use, are a fair sample.
+    """
 
     eps: float  # L-inf radius of the adversarial threat model, inputs in [0, 1]
     eps_label: str  # the same radius as people write it ("0.1", "8/255"); stored in records
@@ -73,23 +113,34 @@ class EvalSuite:
     pgd_step_size: float
     pgd_random_start: bool = True
     pgd_restarts: int = 1
+    # The stronger attacks behind `robust_acc`, run in this order on the examples every attack
+    # before them left robust (as AutoAttack does). `robust_acc` is the per-example worst case
+    # over clean, FGSM, PGD and these, all on the whole test set.
+    strong_attacks: tuple[StrongAttack, ...] = ()
     corruptions: tuple[str, ...] = ("gaussian_noise",)
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     # Which suite's corruptions `corruptions` names: CIFAR-10-C's (colour or grey images), or
     # MNIST-C's (grey digits; one severity, 1).
     corruption_suite: CorruptionSuite = "cifar10-c"
+    # Relative mCE leaves out corruptions whose baseline relative error (mean over severities,
+    # percentage points) is below this floor: a ratio over one or two images is noise.
+    rel_mce_floor: float = 1.0
     # Accuracy-vs-eps curve: PGD with `curve_steps` steps of eps/4 at each radius, on the first
     # `curve_n` test examples.
     eps_curve: tuple[str, ...] = ()
     curve_steps: int = 10
     curve_n: int = 500
-    # Gradient-masking sanity checks on the first `sanity_n` test examples (attacks/sanity.py).
+    # Gradient-masking sanity checks (attacks/sanity.py) on the first `sanity_n` test examples;
+    # the convergence check (twice the iterations) on the first `convergence_n`, Square on the
+    # first `square_n`.
     sanity_n: int = 500
+    convergence_n: int = 200
     sanity_large_eps: str = "0.5"  # accuracy must fall to chance at this radius
     sanity_tolerance: float = 2.0  # percentage points; smaller differences count as noise
     square_n: int = 200  # black-box Square attack (torchattacks) examples and query budget
     square_queries: int = 300
-    # AutoAttack (reference pyautoattack, standard version) runs only under `kdbench run --full`.
+    # AutoAttack (reference pyautoattack, standard version) runs only under `kdbench run --full`,
+    # on the first `autoattack_n` test examples; `robust_acc` then covers those examples.
     autoattack_n: int = 1000
     eval_batch_size: int = 500
     latency_batch_sizes: tuple[int, ...] = (1, 256)  # batch 1 latency, then throughput
@@ -159,10 +210,14 @@ class Protocol:
             student_recipe=dataclasses.replace(self.student_recipe, epochs=2),
             seeds=self.seeds[:1],
             eval=dataclasses.replace(self.eval, pgd_steps=min(self.eval.pgd_steps, 5),
+                                     strong_attacks=tuple(dataclasses.replace(
+                                         a, iters=min(a.iters, 5), restarts=min(a.restarts, 2),
+                                         targets=min(a.targets, 1))
+                                         for a in self.eval.strong_attacks),
                                      eval_batch_size=200, latency_min_run_time=0.05,
                                      latency_batch_sizes=(1, 32), curve_steps=3, curve_n=100,
-                                     sanity_n=100, square_n=50, square_queries=30,
-                                     autoattack_n=50,
+                                     sanity_n=100, convergence_n=50, square_n=50,
+                                     square_queries=30, autoattack_n=50,
                                      severities=b.severities or self.eval.severities),
             smoke=True,
         )
@@ -207,8 +262,14 @@ def _check_names(p: Protocol) -> None:
         raise ValueError(f"protocol {p.name!r}: mnist-c corrupts grey images, and the inputs "
                          f"have {p.input_shape[0]} channels; use corruption_suite='cifar10-c'")
     parse_eps(p.eval.eps_label)
-    for label in (*p.eval.eps_curve, p.eval.sanity_large_eps):
-        parse_eps(label)
+    curve = [parse_eps(label) for label in p.eval.eps_curve]
+    if curve != sorted(curve):
+        raise ValueError(f"protocol {p.name!r}: eps_curve must list radii from small to large")
+    parse_eps(p.eval.sanity_large_eps)
+    for a in p.eval.strong_attacks:
+        if (a.kind == "apgd-t") != (a.targets > 0) or a.targets >= p.num_classes:
+            raise ValueError(f"protocol {p.name!r}: {a} needs 1 to {p.num_classes - 1} targets "
+                             "as apgd-t, and none as another kind")
 
 
 def register_protocol(fn: Callable[[], Protocol]) -> Callable[[], Protocol]:

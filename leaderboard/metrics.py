@@ -39,7 +39,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("clean", "clean %", lambda r: r.metrics.clean_acc, True, True,
            "Accuracy on the protocol's clean test examples"),
     Metric("corruptions", "corruption %", lambda r: r.metrics.corruptions_acc, True, True,
-           "Mean accuracy over corruptions x severities"),
+           "Mean accuracy over the benchmark's corruptions x severities"),
     Metric("fgsm", "FGSM %", lambda r: r.metrics.fgsm_acc, True, True,
            "Accuracy under FGSM at the protocol's eps"),
     Metric("pgd", "PGD %", lambda r: r.metrics.pgd_acc, True, True,
@@ -49,11 +49,17 @@ METRICS: tuple[Metric, ...] = (
     Metric("robust", "robust %", lambda r: r.metrics.robust_acc, True, True,
            "Per-example worst case over clean and every attack run"),
     Metric("auc", MEASURES["auc"].label, MEASURES["auc"].read, True, True, MEASURES["auc"].help),
+    Metric("extra_corruptions", "held-out corruption %",
+           lambda r: r.metrics.extra_corruptions_acc, True, True,
+           "Mean accuracy over the held-out corruptions (CIFAR-10-C's 4 extras), which stay out "
+           "of the corruption mean and mCE"),
     Metric("mce", "mCE", None, False, False,
            "Mean corruption error relative to the baseline student of the same seed "
            "(Hendrycks & Dietterich 2019; baseline = 100, lower is better)"),
     Metric("rel_mce", "rel. mCE", None, False, False,
-           "Relative mCE: corruption error minus clean error, relative to the baseline's"),
+           "Relative mCE: corruption error minus clean error, relative to the baseline's; "
+           "corruptions on which the baseline's relative error is below the protocol's floor "
+           "(rel_mce_floor, 1 point by default) are left out"),
     Metric("params", "params", lambda r: r.metrics.efficiency.params, False, False,
            "Parameters of the evaluated network"),
     Metric("size", "size", lambda r: r.metrics.efficiency.size_bytes, False, False,

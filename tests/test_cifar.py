@@ -16,9 +16,9 @@ import torchvision
 
 from bench.data import cifar10 as cifar
 from bench.data.cifar10c import Cifar10C
-from bench.data import load_split
+from bench.data import balanced_order, load_split
 from bench.errors import DataError
-from bench.eval.suite import CorruptedTestSet
+from bench.eval.corruptions import CorruptedTestSet
 from bench.protocols import get_protocol
 from bench.records import read_record
 from cifar_data import images, write_cifar10, write_cifar10c
@@ -46,18 +46,20 @@ def test_loader_reads_the_exact_images_and_labels(cifar_dir, skip_md5):
     split = load_split(small(), cifar_dir)
     x, y = images(N_TRAIN, seed=1)  # what write_cifar10 wrote, in file order
     xt, yt = images(N_TEST, seed=2)
+    order = balanced_order(yt, small().split_seed)  # the test set in its class-balanced order
     assert split.x_train.shape == (N_TRAIN, 3, 32, 32) and split.x_train.dtype == torch.float32
     assert split.x_test.shape == (N_TEST, 3, 32, 32)
     assert torch.equal((split.x_train * 255).round().byte().permute(0, 2, 3, 1),
                        torch.from_numpy(x))
     assert torch.equal((split.x_test * 255).round().byte().permute(0, 2, 3, 1),
-                       torch.from_numpy(xt))
-    assert split.y_train.tolist() == y.tolist() and split.y_test.tolist() == yt.tolist()
+                       torch.from_numpy(xt[order]))
+    assert split.y_train.tolist() == y.tolist() and split.y_test.tolist() == yt[order].tolist()
     assert split.corruption_files is None
     assert load_split(small(), cifar_dir).fingerprint == split.fingerprint
-    # fewer examples than the data holds: the first ones, as RobustBench takes them
+    # fewer test examples than the data holds: a prefix of the balanced order, every class
     fewer = load_split(dataclasses.replace(small(), n_train=50, n_test=10), cifar_dir)
     assert torch.equal(fewer.x_test, split.x_test[:10]) and len(fewer.y_train) == 50
+    assert sorted(fewer.y_test.tolist()) == list(range(10))
 
 
 def test_md5_is_checked_unless_skipped(cifar_dir, monkeypatch):
@@ -100,7 +102,8 @@ def test_cifar10c_reader_memory_maps_and_derives_the_severity_size(tmp_path):
     names = ["gaussian_noise", "fog"]
     folder = write_cifar10c(tmp_path, names, n_per_severity=20)
     _, y = images(20, seed=3)
-    files = Cifar10C.find(tmp_path, y[:15], names + ["snow"], (1, 2, 3, 4, 5))
+    positions = np.array([7, 0, 14, 3, 11, 2, 9, 5, 13, 1, 8, 12, 4, 10, 6])  # 15 of the 20
+    files = Cifar10C.find(tmp_path, positions, y[positions], names + ["snow"], (1, 2, 3, 4, 5))
     assert files.names == ("gaussian_noise", "fog") and "snow" not in files
     assert files.per_severity == 20  # from the file's length / 5, not a hard-coded 10,000
     assert isinstance(files._open("fog"), np.memmap)
@@ -108,24 +111,26 @@ def test_cifar10c_reader_memory_maps_and_derives_the_severity_size(tmp_path):
     for s in (1, 5):
         got = files.read("fog", s)
         assert got.shape == (15, 3, 32, 32) and got.dtype == torch.float32
-        want = torch.from_numpy(raw[(s - 1) * 20:(s - 1) * 20 + 15]).permute(0, 3, 1, 2) / 255
+        want = torch.from_numpy(raw[(s - 1) * 20 + positions]).permute(0, 3, 1, 2) / 255
         assert torch.equal(got, want)
-    assert Cifar10C.find(tmp_path / "elsewhere", y, names, (1,)) is None
+    assert Cifar10C.find(tmp_path / "elsewhere", positions, y, names, (1,)) is None
 
 
 def test_cifar10c_reader_rejects_files_that_do_not_fit(tmp_path):
     write_cifar10c(tmp_path, ["fog"], n_per_severity=20)
     _, y = images(20, seed=3)
+    every = np.arange(20)
     with pytest.raises(DataError, match="does not list the CIFAR-10 test labels"):
-        Cifar10C.find(tmp_path, (y + 1) % 10, ["fog"], (1,))
-    with pytest.raises(DataError, match="20 images per severity; the protocol evaluates 30"):
-        Cifar10C.find(tmp_path, np.zeros(30, dtype=np.int64), ["fog"], (1,))
+        Cifar10C.find(tmp_path, every, (y + 1) % 10, ["fog"], (1,))
+    with pytest.raises(DataError, match="20 images per severity; the protocol evaluates test "
+                                        "images up to position 30"):
+        Cifar10C.find(tmp_path, np.arange(30), np.zeros(30, dtype=np.int64), ["fog"], (1,))
     np.save(tmp_path / "CIFAR-10-C" / "fog.npy", np.zeros((99, 32, 32, 3), np.uint8))
     with pytest.raises(DataError, match=r"fog.npy: expected \(100, 32, 32, 3\)"):
-        Cifar10C.find(tmp_path, y, ["fog"], (1,))
+        Cifar10C.find(tmp_path, every, y, ["fog"], (1,))
     (tmp_path / "CIFAR-10-C" / "labels.npy").unlink()
     with pytest.raises(DataError, match="no labels.npy"):
-        Cifar10C.find(tmp_path, y, ["fog"], (1,))
+        Cifar10C.find(tmp_path, every, y, ["fog"], (1,))
 
 
 def test_present_cifar10c_files_replace_generated_corruptions(cifar_dir, skip_md5):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import stratified_split, train_batches
+from bench.data import balanced_order, stratified_split, train_batches
 from bench.errors import DataError
 
 
@@ -43,3 +43,19 @@ def test_train_batches_cover_every_example_once_per_epoch():
     seen = torch.cat([b.index for b in batches])
     assert sorted(seen.tolist()) == list(range(10))
     assert all(torch.equal(b.y, b.index) for b in batches)  # index maps back to the example
+
+
+def test_every_prefix_of_the_test_set_is_class_balanced(split):
+    """The eps curve, the sanity checks, Square and --smoke evaluate prefixes of the test set."""
+    for n in (10, 200, 500, 1000):
+        assert torch.bincount(split.y_test[:n], minlength=10).tolist() == [n // 10] * 10, n
+
+
+def test_balanced_order_is_a_seeded_permutation_balanced_in_every_round():
+    y = np.repeat(np.arange(4), [5, 5, 5, 3])  # a short class runs out: later rounds lack it
+    a, b, c = balanced_order(y, 0), balanced_order(y, 0), balanced_order(y, 1)
+    assert sorted(a.tolist()) == list(range(len(y))) and np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    for r in range(3):
+        assert sorted(y[a[4 * r:4 * r + 4]].tolist()) == [0, 1, 2, 3]
+    assert sorted(y[a[12:]].tolist()) == [0, 0, 1, 1, 2, 2]

@@ -7,9 +7,10 @@
 files) and `augment` (training-input augmentation).
 """
 
-from bench.data.split import Batch, Split, fingerprint, stratified_split, train_batches
+from bench.data.split import (Batch, Split, balanced_order, fingerprint, stratified_split,
+                              train_batches)
 from bench.data.registry import DATASETS, load_split, register_dataset
 from bench.data import cifar10, mnist5k  # noqa: F401  (each registers its loader)
 
-__all__ = ["DATASETS", "Batch", "Split", "fingerprint", "load_split", "register_dataset",
+__all__ = ["DATASETS", "Batch", "Split", "balanced_order", "fingerprint", "load_split", "register_dataset",
            "stratified_split", "train_batches"]

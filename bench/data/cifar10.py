@@ -6,7 +6,9 @@ Layout, as torchvision and robustbench expect it:
     <data-dir>/CIFAR-10-C/<corruption>.npy, labels.npy      (optional; bench/data/cifar10c.py)
 
 The split is the official one: the protocol's `n_train` first training images (all 50,000) and
-its `n_test` first test images (all 10,000; RobustBench also takes the first n). When the batch
+`n_test` test images (all 10,000), in the class-balanced order every protocol uses
+(bench/data/split.balanced_order), so that any prefix (a --smoke run's, the sanity checks') is
+balanced. RobustBench evaluates the first n in the file's order instead. When the batch
 files are absent, torchvision downloads them into `<data-dir>` (163 MB) unless the environment
 says KDBENCH_OFFLINE=1; a failed download is a DataError that says how to place the files by hand.
 
@@ -28,7 +30,7 @@ import torchvision
 
 from bench.data.cifar10c import Cifar10C
 from bench.data.registry import register_dataset
-from bench.data.split import Split, fingerprint
+from bench.data.split import Split, balanced_order, fingerprint
 from bench.errors import DataError
 from bench.protocols import Protocol
 
@@ -143,8 +145,12 @@ def load_cifar10(protocol: Protocol, data_dir: Path | None) -> Split:
     if missing:
         _download(root, missing)
     x_tr, y_tr = _take(*_read(root, train=True), protocol.n_train, "training", protocol, root)
-    x_te, y_te = _take(*_read(root, train=False), protocol.n_test, "test", protocol, root)
-    files = Cifar10C.find(root, y_te, protocol.eval.corruptions, protocol.eval.severities)
+    x_all, y_all = _read(root, train=False)
+    _take(x_all, y_all, protocol.n_test, "test", protocol, root)
+    positions = balanced_order(y_all, protocol.split_seed)[:protocol.n_test]
+    x_te, y_te = x_all[positions], y_all[positions]
+    files = Cifar10C.find(root, positions, y_te, protocol.eval.corruptions,
+                          protocol.eval.severities)
     # The fingerprint covers the 8-bit images the tensors are exactly computed from (a quarter
     # of the bytes), and the CIFAR-10-C images a run reads instead of generating them.
     extra = files.digest() if files is not None else "generated-corruptions"

@@ -52,7 +52,8 @@ class Batch:
 
 def stratified_split(y: np.ndarray, n_train: int, n_test: int, seed: int
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a class-balanced train/test split, a pure function of `seed`."""
+    """Indices of a class-balanced train/test split, a pure function of `seed`: training indices
+    sorted, test indices in `balanced_order`."""
     classes = np.unique(y)
     if n_train % len(classes) or n_test % len(classes):
         raise DataError(f"n_train={n_train} and n_test={n_test} must be multiples of the "
@@ -67,7 +68,24 @@ def stratified_split(y: np.ndarray, n_train: int, n_test: int, seed: int
                             f"{per_train + per_test}")
         train.append(idx[:per_train])
         test.append(idx[per_train:per_train + per_test])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    test_idx = np.concatenate(test)
+    return np.sort(np.concatenate(train)), test_idx[balanced_order(y[test_idx], seed)]
+
+
+def balanced_order(y: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded order of the examples in which every prefix is as class-balanced as it can be:
+    round r holds the r-th example of every class (each class's examples shuffled), the classes
+    in a shuffled order within each round. With equal class counts, the first k * C examples
+    hold exactly k of each of the C classes, so any prefix (the eps curve's, the sanity checks',
+    a --smoke run's) is a fair sample of the test set."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    per_class = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
+    order = []
+    for r in range(max(len(p) for p in per_class)):
+        round_ = [p[r] for p in per_class if r < len(p)]
+        order.extend(round_[i] for i in rng.permutation(len(round_)))
+    return np.asarray(order, dtype=np.int64)
 
 
 def fingerprint(*arrays: torch.Tensor, extra: str = "") -> str:

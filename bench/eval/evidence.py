@@ -14,7 +14,7 @@ def _pack(mask: torch.Tensor) -> str:
 
 def collect(masks: dict[str, torch.Tensor], robust: torch.Tensor,
             corruptions: dict[tuple[str, int], torch.Tensor]) -> dict | None:
-    """The `evidence` section from the suite's masks (EvalContext: attacks at the protocol eps,
+    """The `evidence` section from the suite's masks (EvalContext: the attacks behind robust_acc,
     their worst case, and (corruption, severity) in the suite's order); None when the suite ran
     without clean accuracy, FGSM or PGD (e.g. `kdbench verify`'s partial re-evaluation)."""
     if not {"clean", "fgsm", "pgd"} <= set(masks):
@@ -22,8 +22,11 @@ def collect(masks: dict[str, torch.Tensor], robust: torch.Tensor,
     packed: dict[str, list[str]] = {}
     for (name, _), mask in corruptions.items():  # severity 1 first
         packed.setdefault(name, []).append(_pack(mask))
-    out = {"n": len(robust), "clean": _pack(masks["clean"]), "fgsm": _pack(masks["fgsm"]),
+    n = len(masks["clean"])
+    out = {"n": n, "clean": _pack(masks["clean"]), "fgsm": _pack(masks["fgsm"]),
            "pgd": _pack(masks["pgd"]), "robust": _pack(robust), "corruptions": packed}
+    if len(robust) != n:  # AutoAttack ran on the first len(robust) examples
+        out["robust_n"] = len(robust)
     if "autoattack" in masks:
         out["autoattack"] = _pack(masks["autoattack"])
     return out

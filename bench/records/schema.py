@@ -15,11 +15,13 @@ import numpy as np
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
                       PositiveFloat, PositiveInt, model_validator)
 
+from bench.protocols import CIFAR10_C_EXTRAS
 from bench.records import bits
 
-# 2: the job's identity (job_key, harness_version, sources, teacher_key, arch), and per-example
-# evidence (metrics.evidence). Records of version 1 stay readable; they read as stale, since
-# nothing in them names the code.
+# 2: the job's identity (job_key, harness_version, sources, teacher_key, arch), per-example
+# evidence (metrics.evidence), one attack set behind robust_acc (attacks.robust_set), held-out
+# corruptions apart. Records of version 1 stay readable; they read as stale, since nothing in
+# them names the code.
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 Pct = Annotated[float, Field(ge=0.0, le=100.0)]
@@ -79,6 +81,28 @@ class AutoAttackSettings(Strict):
     library: str
     version: str
     seed: int
+    examples: PositiveInt | None = None  # the first n test examples (None: records before it)
+
+
+class StrongAttackSettings(Strict):
+    """One of the stronger attacks behind robust_acc (bench.protocols.StrongAttack)."""
+
+    library: str
+    attack: str
+    kind: str
+    iters: PositiveInt
+    restarts: PositiveInt
+    targets: NonNegativeInt
+    step_size: PositiveFloat | None = None
+    until_dry: NonNegativeFloat = 0.0
+
+
+class RobustSet(Strict):
+    """What robust_acc is the per-example worst case over: these attacks, on the first
+    `examples` test examples, each of them."""
+
+    attacks: list[str]
+    examples: PositiveInt
 
 
 class AttackSettings(Strict):
@@ -86,7 +110,9 @@ class AttackSettings(Strict):
     eps: str
     fgsm: FGSMSettings
     pgd: PGDSettings
+    strong: list[StrongAttackSettings] = []
     autoattack: AutoAttackSettings | None = None  # run only under `kdbench run --full`
+    robust_set: RobustSet | None = None  # None: records from before one attack set
 
 
 class EpsPoint(Strict):
@@ -108,6 +134,9 @@ class Evidence(Strict):
     bench/records/significance.py read it; every accuracy in `metrics` is its mean."""
 
     n: PositiveInt  # test examples: the protocol's test set
+    # examples `robust` and `autoattack` cover: the first robust_n (AutoAttack may run on fewer
+    # than the test set; attacks.robust_set says so); None: all n
+    robust_n: PositiveInt | None = None
     encoding: Literal["packbits-base64"] = "packbits-base64"
     clean: str
     fgsm: str
@@ -125,8 +154,9 @@ class Evidence(Strict):
         for key, text in named.items():
             if text is None:
                 continue
+            n = self.robust_n or self.n if key in ("robust", "autoattack") else self.n
             try:
-                out[key] = bits.unpack(text, self.n)
+                out[key] = bits.unpack(text, n)
             except ValueError as e:
                 raise ValueError(f"evidence.{key}: {e}") from None
         return out
@@ -152,7 +182,8 @@ def _evidence_problems(m: Metrics, ev: Evidence) -> list[str]:
                      if "/" in key else f"{key}_acc")
             problems.append(f"evidence.{key}: {int(mask.sum())} of {ev.n} examples correct is "
                             f"{100 * mask.mean():.4f} %, but {field} is {stored[key]}")
-    attacked = [masks[k] for k in ("clean", "fgsm", "pgd", "autoattack") if k in masks]
+    r = len(masks["robust"])
+    attacked = [masks[k][:r] for k in ("clean", "fgsm", "pgd", "autoattack") if k in masks]
     if (masks["robust"] & ~np.logical_and.reduce(attacked)).any():
         problems.append("evidence.robust: an example counts as robust where clean or an attack "
                         "got it wrong; robust is the per-example worst case")
@@ -168,8 +199,9 @@ class Metrics(Strict):
     autoattack_acc: Pct | None = None
     robust_acc: Pct  # per-example worst case over clean and every attack run
     eps_curve: list[EpsPoint] | None = None
-    corruptions_acc: Pct  # mean over corruptions x severities
+    corruptions_acc: Pct  # mean over the benchmark's corruptions x severities
     corruptions: dict[str, list[Pct]]  # accuracy per severity, severity 1 first
+    extra_corruptions_acc: Pct | None = None  # mean over the held-out corruptions (CIFAR-10-C's 4)
     attacks: AttackSettings
     sanity_checks: list[SanityCheck] | None = None
     unreliable: bool | None = None  # True when any sanity check failed; None: not checked
@@ -181,8 +213,10 @@ class Metrics(Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        accs = [self.clean_acc, self.fgsm_acc, self.pgd_acc]
-        worst = min(accs + ([self.autoattack_acc] if self.autoattack_acc is not None else []))
+        # robust_acc covers AutoAttack's examples when it ran (maybe fewer than the test set),
+        # else the whole test set, as the other accuracies do
+        worst = (self.autoattack_acc if self.autoattack_acc is not None
+                 else min(self.clean_acc, self.fgsm_acc, self.pgd_acc))
         if self.robust_acc > worst + 1e-6:
             raise ValueError(f"robust_acc {self.robust_acc} exceeds the lowest attack accuracy "
                              f"{worst}: it is a per-example worst case")
@@ -193,10 +227,12 @@ class Metrics(Strict):
             if self.unreliable != bool(failed):
                 raise ValueError(f"unreliable={self.unreliable} contradicts the sanity checks "
                                  f"(failed: {failed or 'none'})")
-        values = [a for accs in self.corruptions.values() for a in accs]
+        held_out = CIFAR10_C_EXTRAS if self.extra_corruptions_acc is not None else ()
+        values = [a for name, accs in self.corruptions.items() if name not in held_out
+                  for a in accs]
         if values and abs(sum(values) / len(values) - self.corruptions_acc) > 1e-3:
             raise ValueError(f"corruptions_acc {self.corruptions_acc} is not the mean of the "
-                             f"per-corruption accuracies ({sum(values) / len(values):.4f})")
+                             f"benchmark corruptions' accuracies ({sum(values) / len(values):.4f})")
         if self.evidence is not None:
             problems = _evidence_problems(self, self.evidence)
             if problems:

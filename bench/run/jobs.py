@@ -21,7 +21,9 @@ from bench.checkpoints import load_weights, save_weights
 from bench.data.registry import load_split
 from bench.data.split import Split
 from bench.errors import KdbenchError, MethodError
-from bench.eval.suite import CorruptedTestSet, TransferSource, evaluate, measure_efficiency
+from bench.eval.corruptions import CorruptedTestSet
+from bench.eval.sanity import TransferSource
+from bench.eval.suite import evaluate, measure_efficiency
 from bench.files import file_sha256
 from bench.models.registry import build_model
 from bench.progress import Reporter
@@ -32,7 +34,7 @@ from bench.records.schema import Record
 from bench.run.spec import TEACHER, JobSpec, job_spec, method_spec
 from bench.train.device import compile_for_training
 from bench.train.engine import TrainStats, build_method, train
-from bench.train.teacher import get_teacher
+from bench.train.teacher import get_teacher, teacher_key
 from bench.train.teacher_outputs import TeacherSource, teacher_source
 
 
@@ -102,12 +104,21 @@ class JobContext:
         split = (split or load_split(cfg.protocol, cfg.data_dir)).to(cfg.device)
         teacher, stats = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter,
                                      compile=cfg.compile)
+        transfer = cfg.cache_dir / "transfer" / (
+            f"{cfg.protocol.name}-{teacher_key(cfg.protocol)}-{split.fingerprint[:8]}-"
+            f"{cfg.device}-t{cfg.threads}.pt")
         return cls(cfg, split, teacher, stats, teacher_source(cfg.protocol, teacher, split.x_train),
-                   TransferSource(teacher, "teacher"),
+                   TransferSource(teacher, "teacher", transfer),
                    CorruptedTestSet(split.x_test, cfg.protocol.eval.seed,
                                     split.corruption_files,
                                     suite=cfg.protocol.eval.corruption_suite), reporter,
                    efficiency or {})
+
+    def prepare(self) -> None:
+        """What every job of the run shares, computed once before the jobs start: the transfer
+        check's adversarial examples (cached on disk for the worker processes)."""
+        n = min(self.cfg.protocol.eval.sanity_n, len(self.split.x_test))
+        self.transfer.examples(self.split.x_test[:n], self.split.y_test[:n], self.cfg.protocol)
 
     def measure_efficiency(self) -> None:
         """Size, FLOPs and latency of both architectures, measured before any job runs."""

@@ -122,6 +122,7 @@ def run(cfg: RunConfig, reporter: Reporter,
         # The teacher is trained here, once, before any job needs it; jobs load it from the cache.
         ctx = JobContext.build(cfg, reporter, split=split)
         ctx.measure_efficiency()  # alone on the machine: no job runs beside the timing
+        ctx.prepare()
         executor = make_executor(cfg, ctx)
         with reporter.task("jobs", total=len(jobs)) as bar:
             for outcome in executor.run(jobs):

@@ -18,7 +18,8 @@ from bench import __version__
 from bench.checkpoints import load_weights
 from bench.data.registry import load_split
 from bench.errors import RecordError
-from bench.eval.suite import CleanAccuracy, WhiteBoxAttacks, evaluate
+from bench.eval.attacks import CleanAccuracy, WhiteBoxAttacks
+from bench.eval.suite import evaluate
 from bench.models.registry import build_model
 from bench.progress import Reporter
 from bench.protocols import get_protocol

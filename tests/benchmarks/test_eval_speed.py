@@ -11,7 +11,7 @@ import torch
 import torchattacks
 
 from bench.eval import efficiency
-from bench.eval.suite import EvalContext
+from bench.eval.context import EvalContext
 from bench.models import build_model
 from bench.progress import Reporter
 
