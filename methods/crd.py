@@ -7,7 +7,7 @@ Both embeddings are linear maps of the pooled penultimate features to 128 dimens
 L2-normalised. The negatives come from a memory bank holding a momentum average of every training
 example's embedding (one bank per network), indexed by the example's position in the training
 set, `batch.index`. With h(v, m) = exp(v.m / tau) / Z and noise probability 1/N over N training
-examples (the paper's Eqs. 10-19, in the official NCE form),
+examples (the official NCE form of the paper's bound),
 
     L_v = -1/B sum_i [ log(h_i+ / (h_i+ + K/N)) + sum_k log((K/N) / (h_ik + K/N)) ]
     loss = CE(z_s, y) + beta * (L_student + L_teacher)

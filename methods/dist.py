@@ -5,8 +5,8 @@ Exact KL matching is too strict when the teacher is much stronger; DIST matches 
 instead, with the Pearson correlation rho between probability vectors (softmax at temperature
 tau):
 
-    inter = 1 - mean_i rho(p_s[i, :], p_t[i, :])   (each example's class ranking; Eq. 5)
-    intra = 1 - mean_c rho(p_s[:, c], p_t[:, c])   (each class's spread over the batch; Eq. 7)
+    inter = 1 - mean_i rho(p_s[i, :], p_t[i, :])   (each example's class ranking)
+    intra = 1 - mean_c rho(p_s[:, c], p_t[:, c])   (each class over the batch)
     loss  = ce_weight * CE(z_s, y) + kd_weight * tau^2 * (beta * inter + gamma * intra)
 
 The code follows the official loss (hunto/image_classification_sota, lib/models/losses/

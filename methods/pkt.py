@@ -2,7 +2,7 @@
 Probabilistic Knowledge Transfer", ECCV 2018, arXiv:1803.10837).
 
 The student matches the teacher's conditional distribution over neighbours in feature space:
-with cosine-similarity kernels K(a, b) = (cos(a, b) + 1) / 2 (the paper's Eq. 11),
+with cosine-similarity kernels K(a, b) = (cos(a, b) + 1) / 2,
 p_{j|i} = K(x_i, x_j) / sum_k K(x_i, x_k) for teacher and student features over a batch, and
 
     loss = CE(z_s, y) + beta * mean_{i,j} p^t_{j|i} * log((p^t_{j|i} + eps) / (p^s_{j|i} + eps))

@@ -1,7 +1,7 @@
 """Relational knowledge distillation (Park, Kim, Lu & Cho, CVPR 2019, arXiv:1904.05068).
 
 The student matches the *structure* of the teacher's embeddings over a batch rather than the
-embeddings themselves, with two relational potentials (the paper's Eqs. 4-7):
+embeddings themselves, with two relational potentials:
 
 - distance: pairwise Euclidean distances, each divided by the batch's mean non-zero distance;
 - angle: cosines of the angle at j between (i - j) and (k - j), for every triplet.

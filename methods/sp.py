@@ -3,7 +3,7 @@
 Inputs that the teacher finds similar should be similar to the student too. Over a batch of B
 examples with last-stage activations flattened to Q (B x CHW), the similarity matrix
 G = row_normalize(Q Q^T) (B x B) does not depend on the channel count, so any two networks can be
-compared (the paper's Eqs. 1-4):
+compared:
 
     loss = CE(z_s, y) + beta / B^2 * ||G_t - G_s||_F^2
 

@@ -330,3 +330,55 @@ def _outputs_for(m, b):
     t = Outputs(torch.randn(b, 10),
                 {k: torch.relu(torch.randn(b, *m.ctx.teacher_shapes[k])) for k in m.feature_taps})
     return s, t
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["crd", "dkd", "reviewkd"])
+def test_training_interrupted_after_an_epoch_resumes_exactly(name, protocol, split, tmp_path,
+                                                             monkeypatch, request):
+    """The engine's resume (bench/train/engine.py) with the method's own state: CRD's banks,
+    normalisers and labels; DKD's and ReviewKD's per-step warm-up (restarted by
+    on_epoch_start); ReviewKD's fusion modules with their batch-norm statistics."""
+    from bench.train import engine
+    from bench.train.teacher_outputs import TeacherOutputs
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `kdbench run` trains; more threads crawl on a shared machine
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    n = 256
+    p = dataclasses.replace(protocol, n_train=n)
+    recipe = dataclasses.replace(p.student_recipe, epochs=2, batch_size=64)
+    p = dataclasses.replace(p, student_recipe=recipe)
+    x, y = split.x_train[:n], split.y_train[:n]
+    torch.manual_seed(0)
+    teacher = build_model(p.teacher_arch, p).eval()
+    outputs = TeacherOutputs(teacher, x)
+
+    def run(state_path, kill_after=None):
+        if kill_after is not None:
+            def reached(point):
+                if point == f"train-epoch:k:{kill_after}":
+                    raise _Killed
+            monkeypatch.setattr(engine.faults, "reached", reached)
+        torch.manual_seed(0)
+        student = build_model(p.student_arch, p)
+        m = make(name, p)
+        try:
+            engine.train(student, m, recipe, x, y, 0, outputs, state_path=state_path,
+                         fault_key="k")
+        except _Killed:
+            return None
+        finally:
+            monkeypatch.undo()
+        return student, m
+
+    whole, m_whole = run(None)
+    assert run(tmp_path / "state.pt", kill_after=1) is None
+    assert (tmp_path / "state.pt").exists()  # epoch 1 saved: the next run resumes from it
+    resumed, m_resumed = run(tmp_path / "state.pt")
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    for k, v in m_whole.state_dict().items():
+        assert torch.equal(torch.as_tensor(v), torch.as_tensor(m_resumed.state_dict()[k])), k
