@@ -144,11 +144,14 @@ class _Guess(nn.Module):
 
 
 def test_evaluate_packs_every_mask_its_accuracies_come_from():
-    from bench.eval.suite import (CleanAccuracy, Corruptions, WhiteBoxAttacks, evaluate)
+    from bench.eval.attacks import CleanAccuracy, WhiteBoxAttacks
+    from bench.eval.corruptions import Corruptions
+    from bench.eval.suite import evaluate
     p = MNIST5K.for_smoke()
     p = dataclasses.replace(p, eval=dataclasses.replace(p.eval, corruptions=("gaussian_noise",
                                                                              "contrast"),
-                                                         severities=(1, 5)))
+                                                         severities=(1, 5),
+                                                         corruption_suite="cifar10-c"))
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(40, 1, 28, 28, generator=g), torch.randint(0, 10, (40,), generator=g)
     model = _Guess()

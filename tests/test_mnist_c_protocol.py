@@ -12,7 +12,8 @@ import torch
 import methods
 from attacks import corruptions as corr
 from attacks.adversarial import predict
-from bench.eval.suite import Corruptions, CorruptedTestSet, EvalContext
+from bench.eval.context import EvalContext
+from bench.eval.corruptions import CorruptedTestSet, Corruptions
 from bench.models import build_model
 from bench.progress import Reporter
 from bench.protocols import (CIFAR10_C, CIFAR10_C_EXTRAS, MNIST_C, PROTOCOLS, get_protocol,

@@ -63,10 +63,11 @@ def test_a_gradient_masking_model_is_flagged(trained_pair, protocol, split):
 def test_the_convergence_check_fails_an_under_iterated_attack(trained_pair, protocol, split):
     """Carlini et al. 2019: with twice the iterations an unconverged attack finds more."""
     student, teacher = trained_pair
-    weak = _checks(student, protocol, split, teacher, pgd_steps=1, pgd_step_size=0.01,
-                   strong_attacks=())
+    # PGD-2 with steps of eps/4 cannot leave half the radius; with twice the steps it can
+    weak = _checks(student, protocol, split, teacher, pgd_steps=2,
+                   pgd_step_size=protocol.eval.eps / 4, strong_attacks=())
     check = _check(weak, "more_steps_do_not_help")
-    assert not check["passed"] and "PGD-2 fools" in check["detail"], check
+    assert not check["passed"] and "PGD-4 fools" in check["detail"], check
     converged = _checks(student, protocol, split, teacher)
     assert _check(converged, "more_steps_do_not_help")["passed"]
 
