@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from bench.cli_export import export_robustbench
 from bench.errors import KdbenchError, UsageError
 from bench.progress import make_console
 from bench.protocols import DEFAULT_PROTOCOL, get_protocol
@@ -18,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="kdbench: a robustness benchmark for knowledge-distillation methods.")
 out = make_console()
 err = make_console(stderr=True)
+app.command("export-robustbench")(export_robustbench)  # bench/cli_export.py
 
 DEFAULT_RESULTS = Path("results")
 SMOKE_RESULTS = Path(".kdbench/smoke-results")
