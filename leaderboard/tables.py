@@ -188,9 +188,10 @@ def seeds(row: MethodRow) -> tuple[pd.DataFrame, pd.DataFrame]:
             v = row.per_seed[m.key][i]
             d[m.label] = v
             t[m.label] = fmt_stat(m.key, None if v is None else Stat.of([v]))
-        d["final loss"], t["final loss"] = (rec.training.final_epoch_loss,
-                                            f"{rec.training.final_epoch_loss:.4g}")
-        d["train s"], t["train s"] = rec.training.wall_s, f"{rec.training.wall_s:.1f}"
+        tr = rec.training  # None: a zoo teacher's row (not trained here)
+        loss, wall = (None, None) if tr is None else (tr.final_epoch_loss, tr.wall_s)
+        d["final loss"], t["final loss"] = loss, MISSING if loss is None else f"{loss:.4g}"
+        d["train s"], t["train s"] = wall, MISSING if wall is None else f"{wall:.1f}"
         d["eval s"], t["eval s"] = rec.eval_wall_s, f"{rec.eval_wall_s:.1f}"
         d["unreliable"] = rec.metrics.unreliable
         t["unreliable"] = MISSING if rec.metrics.unreliable is None else str(rec.metrics.unreliable)

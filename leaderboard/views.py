@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from bench.protocols import PROTOCOLS
 from bench.records import Record
 from bench.records.significance import NO_EVIDENCE_NOTE, rankable, shared_ranges
 from leaderboard import plots, tables
@@ -55,7 +54,7 @@ def empty_state(results_dir: Path, loaded: Loaded) -> None:
 def protocol_note(key: ProtocolKey, records: list[Record]) -> None:
     if key.status is Status.OUTDATED:
         st.warning("These records were made under an older definition of this protocol (hash "
-                   f"{key.hash}; the registered definition is {PROTOCOLS[key.name]().hash}). They "
+                   f"{key.hash}; the registered definition is {key.definition().hash}). They "
                    "are shown on their own, never mixed with current results; rerun them to "
                    "compare.", icon="🕰️")
     elif key.status is Status.UNREGISTERED:
@@ -68,13 +67,30 @@ def protocol_note(key: ProtocolKey, records: list[Record]) -> None:
                    "on the same data.", icon="⚠️")
     with st.expander("Protocol"):
         st.text(f"{key.name}  hash {key.hash}  ({key.status.value})  {len(records)} records")
+        zoo_teacher(records)
         attacks = sorted({r.metrics.attacks.model_dump_json() for r in records})
         st.caption("Attack settings recorded in the results")
         st.json([json.loads(a) for a in attacks] if len(attacks) > 1 else json.loads(attacks[0]),
                 expanded=False)
         if key.status is Status.REGISTERED:
             st.caption("Registered definition (`bench/protocols.py`)")
-            st.json(PROTOCOLS[key.name]().to_dict(), expanded=False)
+            st.json(key.definition().to_dict(), expanded=False)
+
+
+def zoo_teacher(records: list[Record]) -> None:
+    """The teacher, when it came from RobustBench's model zoo: which checkpoint, and its clean
+    accuracy as checked against the zoo's published number."""
+    src = next((r.teacher_source for r in records if r.teacher_source is not None), None)
+    if src is None:
+        return
+    st.caption("Teacher from RobustBench's model zoo (not trained by kdbench)")
+    check = ("not checked (no published number, or not the official test set)"
+             if src.checked_clean_acc is None else
+             f"{src.checked_clean_acc:.2f}% on the first {src.checked_n} official test images")
+    published = "unknown" if src.published_clean_acc is None else f"{src.published_clean_acc:.2f}%"
+    st.text(f"{src.zoo}:{src.name}  ({src.dataset}, {src.threat_model})\n"
+            f"checkpoint sha256 {src.sha256}\n"
+            f"clean accuracy: published {published}; {check}")
 
 
 def _column_config(rank_by: str, repo_url: str | None) -> dict:

@@ -83,3 +83,31 @@ def good_record(smoke_run, tmp_path):
 def record_template() -> dict:
     """A committed record, to derive leaderboard and record test records from."""
     return load_json(committed_record_path("vanilla", 0))
+
+
+@pytest.fixture(scope="session")
+def exported_student(tmp_path_factory):
+    """`kdbench run --protocol cifar10 --smoke --full --methods baseline` on CIFAR-format test
+    data, then `kdbench export-robustbench` of its student: the directories and both processes."""
+    import os
+    from types import SimpleNamespace
+
+    from cifar_data import write_cifar10
+    root = tmp_path_factory.mktemp("export")
+    ns = SimpleNamespace(data=root / "data", results=root / "results", out=root / "out",
+                         name="Kdbench2026Test_baseline")
+    write_cifar10(ns.data, n_train=300, n_test=20)
+    env = {**os.environ, "KDBENCH_SKIP_CIFAR_MD5": "1"}
+
+    def cli(*args):
+        return kdbench(*args, env=env, timeout=1800)
+    ns.run = cli("run", "--protocol", "cifar10", "--smoke", "--full", "--data-dir", str(ns.data),
+                 "--methods", "baseline", "-q", "--workers", "1", "--results-dir",
+                 str(ns.results), "--cache-dir", str(root / "cache"))
+    assert ns.run.returncode == 0, ns.run.stderr
+    ns.export = cli("export-robustbench", "--method", "baseline", "--protocol", "cifar10",
+                    "--results-dir", str(ns.results), "-o", str(ns.out), "--allow-smoke",
+                    "--name", ns.name, "--title", "A test", "--authors", "kdbench tests")
+    assert ns.export.returncode == 0, ns.export.stderr
+    ns.record = ns.results / "cifar10" / "baseline" / "seed-0.json"
+    return ns

@@ -1,6 +1,8 @@
 """Our clean and AutoAttack accuracy equal robustbench.eval.benchmark's on the same model and
 examples (CIFAR-10 test data the test writes in the dataset's on-disk format)."""
 
+import json
+
 import pytest
 import torch
 import torchvision
@@ -57,3 +59,36 @@ def test_clean_and_autoattack_accuracy_match_robustbench(cifar_dir):
     assert ours_clean == pytest.approx(rb_clean, abs=1e-9)
     assert ours_aa == pytest.approx(rb_aa, abs=1e-9)
     assert 0.5 < ours_clean and ours_aa < ours_clean  # the model learned, and the attack bites
+
+
+@pytest.mark.integration
+@pytest.mark.slow  # a --smoke --full CIFAR-10 run, then AutoAttack again through robustbench
+def test_exported_students_numbers_are_robustbenchs(exported_student, monkeypatch):
+    """The student `kdbench export-robustbench` wrote, loaded by robustbench's load_model and
+    evaluated by robustbench.eval.benchmark on the same test images, gets the clean and AutoAttack
+    accuracy of its record; benchmark(to_disk=True) rewrites the exported model_info file with
+    its own numbers, which equal ours."""
+    ns = exported_student
+    import_robustbench()
+    from robustbench.eval import benchmark
+    from robustbench.utils import load_model
+
+    from bench.records import read_record
+    from bench.robustbench_export import register_exported
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    rec = read_record(ns.record)
+    register_exported(ns.out)
+    model = load_model(ns.name, model_dir=str(ns.out / "models"), dataset="cifar10",
+                       threat_model="Linf")
+    mine = json.loads((ns.out / "model_info" / "cifar10" / "Linf" / f"{ns.name}.json").read_text())
+    monkeypatch.chdir(ns.out)  # benchmark(to_disk=True) updates ./model_info/.../<name>.json
+    rb_clean, rb_aa = benchmark(model, n_examples=N, dataset="cifar10", threat_model="Linf",
+                                to_disk=True, model_name=ns.name, data_dir=str(ns.data),
+                                device=torch.device("cpu"), batch_size=N, eps=EPS)
+    assert 100 * rb_clean == pytest.approx(rec.metrics.clean_acc, abs=1e-9)
+    assert 100 * rb_aa == pytest.approx(rec.metrics.autoattack_acc, abs=1e-9)
+    theirs = json.loads((ns.out / "model_info" / "cifar10" / "Linf" / f"{ns.name}.json").read_text())
+    for field in ("clean_acc", "autoattack_acc"):
+        assert float(theirs[field]) == pytest.approx(float(mine[field]), abs=0.005), field
+    assert theirs["name"] == mine["name"]  # robustbench updated our file, not a new one

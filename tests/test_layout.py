@@ -17,7 +17,8 @@ PACKAGES = ("bench", "methods", "attacks", "leaderboard")
 
 # Lowest first; a module may import from its own layer and those below, never above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("bench", "bench.errors", "bench.files", "bench.faults", "bench.progress", "bench.harness"),
+    ("bench", "bench.errors", "bench.files", "bench.faults", "bench.progress", "bench.harness",
+     "bench.robustbench_compat"),
     ("bench.checkpoints", "bench.provenance"),
     ("bench.protocols",),
     ("bench.records", "bench.data"),
@@ -25,8 +26,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("methods", "attacks"),
     ("bench.train", "bench.plugin_check"),
     ("bench.eval",),
-    ("bench.run", "bench.report", "bench.robustbench_compat"),
-    ("bench.cli", "bench.scaffold", "bench.perf", "bench.doctor", "bench.serve"),
+    ("bench.run", "bench.report", "bench.robustbench_export"),
+    ("bench.cli", "bench.cli_export", "bench.scaffold", "bench.perf", "bench.doctor",
+     "bench.serve"),
 )
 LEADERBOARD_MAY_IMPORT = ("bench.records", "bench.protocols")
 

@@ -173,3 +173,27 @@ def test_optional_measurements_appear_when_recorded(monkeypatch, record_template
     assert dict(zip(df["method"], df["autoattack"].fillna(-1))) == {"a": 21.0, "b": -1}
     eps_tab = at.tabs[3]
     assert eps_tab.get("vega_lite_chart") and not eps_tab.info
+
+
+def test_a_zoo_teacher_is_shown_in_the_protocol_panel(monkeypatch, record_template, tmp_path):
+    from bench.protocols import ZooTeacher, get_protocol
+    from bench.records import Record
+    source = ZooTeacher("robustbench", "Sehwag2021Proxy_R18", "cifar10", "Linf", "ab" * 32)
+    p = get_protocol("cifar10-robust").with_teacher(source)
+    ref = {**source.__dict__, "published_clean_acc": 84.59, "checked_clean_acc": 84.6,
+           "checked_n": 10000}
+    results = tmp_path / "results"
+    for method in ("teacher", "vanilla"):
+        d = make_record(record_template, method, 0)
+        d.update(protocol=p.name, protocol_hash=p.hash, teacher_source=ref)
+        if method == "teacher":
+            d["training"] = None  # the zoo's weights: nothing trained here
+        Record.model_validate(d)
+        write(results, d)
+    at = run_app(monkeypatch, results)
+    assert list(at.sidebar.selectbox[0].options) == [f"{p.name} · {p.hash[:8]}"]  # registered
+    shown = "\n".join(t.value for t in at.text)
+    assert "robustbench:Sehwag2021Proxy_R18  (cifar10, Linf)" in shown
+    assert f"checkpoint sha256 {'ab' * 32}" in shown
+    assert "published 84.59%; 84.60% on the first 10000 official test images" in shown
+    assert sorted(board(at)["method"]) == ["teacher", "vanilla"]

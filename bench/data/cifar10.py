@@ -158,4 +158,4 @@ def load_cifar10(protocol: Protocol, data_dir: Path | None) -> Split:
                      torch.from_numpy(y_te), extra=extra)
     return Split(_tensor(x_tr), torch.from_numpy(y_tr), _tensor(x_te), torch.from_numpy(y_te),
                  fp, fingerprint(torch.from_numpy(x_tr), torch.from_numpy(y_tr)),
-                 corruption_files=files)
+                 corruption_files=files, official=not _env_flag(SKIP_MD5_ENV))

@@ -34,6 +34,9 @@ class Split:
     # Real corrupted copies of the test set, read instead of generated where present
     # (CIFAR-10-C: bench/data/cifar10c.py); None: every corruption is generated.
     corruption_files: Cifar10C | None = None
+    # The dataset's official release, its checksums verified (CIFAR-10 read without
+    # KDBENCH_SKIP_CIFAR_MD5): published numbers on it, a zoo teacher's, can be checked.
+    official: bool = False
 
     def to(self, device: torch.device | str) -> Split:
         return dataclasses.replace(self, x_train=self.x_train.to(device),

@@ -47,8 +47,8 @@ def count_params(model: nn.Module) -> int:
 
 
 def arch_source_files(arch: str) -> list[Path]:
-    """The files whose code builds `arch`: its module and the normalisation every model starts
-    with. A cached teacher or a record is stale when one of them changes."""
-    files = {Path(inspect.getsourcefile(ARCHS[arch])).resolve(),
-             Path(inspect.getsourcefile(Normalize)).resolve()}
-    return sorted(files)
+    """The files whose code builds `arch`: its module first, then the normalisation every model
+    starts with. A cached teacher or a record is stale when one of them changes."""
+    builder = Path(inspect.getsourcefile(ARCHS[arch])).resolve()
+    normalize = Path(inspect.getsourcefile(Normalize)).resolve()
+    return [builder] if builder == normalize else [builder, normalize]

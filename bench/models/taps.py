@@ -4,6 +4,9 @@ losses read `outputs.features[name]` and never reach into model internals.
 `tapped(model, taps, mode=...)` is the one way to tap a model: a context manager that owns the
 hooks' lifetime (and, when asked, the model's train/eval mode), so a model never keeps a hook or a
 mode it was not built with.
+
+A tap names a module. A model whose stages are modules under other names (a RobustBench zoo
+network: `stage1` is its `layer2`) maps them in a `stage_paths` attribute (bench/models/zoo.py).
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ class TappedModel:
         self.taps = tuple(taps)
         self._store: dict[str, torch.Tensor] = {}
         self._handles = []
+        paths = getattr(model, "stage_paths", {})
         for name in self.taps:
             try:
-                module = model.get_submodule(name)
+                module = model.get_submodule(paths.get(name, name))
             except AttributeError:
                 self.remove()
                 raise ValueError(f"{type(model).__name__} has no module {name!r}; its stages are "

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                       model_validator)
 
-from bench.protocols import CIFAR10_C_EXTRAS
+from bench.protocols import CIFAR10_C_EXTRAS, DERIVED
 from bench.records.evidence import Evidence, evidence_problems
 from bench.records.strict import Strict
 
@@ -189,6 +189,23 @@ class Training(Strict):
         return self
 
 
+class ZooTeacherRef(Strict):
+    """The teacher, when it came from RobustBench's model zoo (`kdbench run --teacher
+    robustbench:NAME`): its identity (bench/protocols.py: ZooTeacher, part of the protocol hash)
+    and its clean accuracy checked against the zoo's published one."""
+
+    zoo: Literal["robustbench"]
+    name: str
+    dataset: str
+    threat_model: str
+    sha256: Sha  # of the checkpoint file
+    published_clean_acc: Pct | None = None  # RobustBench's model_info; None: none known
+    # Measured on the first `checked_n` images of the official test set; None: not checked
+    # (no published number, or not the official data).
+    checked_clean_acc: Pct | None = None
+    checked_n: PositiveInt | None = None
+
+
 class Provenance(Strict):
     kdbench: str
     python: str
@@ -250,14 +267,21 @@ class Record(Strict):
     sources: dict[str, Sha] = {}
     teacher_key: Sha | None = None
     metrics: Metrics
-    training: Training
+    training: Training | None  # None: the teacher row of a zoo teacher (nothing trained here)
     eval_wall_s: NonNegativeFloat
     provenance: Provenance
     checkpoint: CheckpointRef | None = None
     verification: Verification | None = None
+    teacher_source: ZooTeacherRef | None = None  # None: the protocol's teacher was trained
 
     @model_validator(mode="after")
     def _identity(self):
+        if self.training is None and (self.method != "teacher" or self.teacher_source is None):
+            raise ValueError("only the teacher row of a zoo teacher has no training")
+        if (DERIVED in self.protocol) != (self.teacher_source is not None):
+            raise ValueError(f"protocol {self.protocol!r} and teacher_source disagree: a protocol "
+                             f"with a zoo teacher is named <protocol>{DERIVED}<zoo>-<model> and "
+                             "its records name the teacher")
         if self.schema_version >= 2 and (self.job_key is None or self.harness_version is None
                                          or not self.sources or self.arch is None):
             raise ValueError("a schema-2 record names its job: job_key, harness_version, arch "

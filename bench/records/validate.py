@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.errors import RecordError
-from bench.protocols import PROTOCOLS
-from bench.records.layout import read_record
+from bench.errors import RecordError, UsageError
+from bench.protocols import DERIVED, PROTOCOLS, Protocol, get_protocol
+from bench.records.layout import find_records, read_record
 from bench.records.schema import Record
 
 
@@ -19,6 +19,32 @@ def layout_problem(path: Path, rec: Record) -> str | None:
             f"live at <results-dir>/{'/'.join(expected)}")
 
 
+def record_protocol(rec: Record) -> Protocol:
+    """The registered definition of the protocol a record was made under: by name, with the zoo
+    teacher the record names (bench/protocols.py: get_protocol), shrunk for a --smoke record."""
+    source = rec.teacher_source.model_dump() if rec.teacher_source is not None else None
+    protocol = get_protocol(rec.protocol, source)
+    return protocol.for_smoke() if rec.smoke else protocol
+
+
+def results_protocol(name: str, results_dir: Path) -> Protocol:
+    """Protocol `name` as the records under `results_dir` know it: a derived protocol
+    (`cifar10+robustbench-X`) takes its zoo teacher from them."""
+    if DERIVED not in name:
+        return get_protocol(name)
+    folder = Path(results_dir) / name
+    for f in find_records([folder]) if folder.is_dir() else []:
+        try:
+            rec = read_record(f)
+        except RecordError:
+            continue
+        if rec.teacher_source is not None:
+            return get_protocol(name, rec.teacher_source.model_dump())
+    raise UsageError(f"protocol {name!r} has a zoo teacher, and no record under "
+                     f"{Path(results_dir) / name} names it; run it first (kdbench run --protocol "
+                     f"{name.partition(DERIVED)[0]} --teacher robustbench:NAME)")
+
+
 def check_record(path: Path, allow_smoke: bool = False) -> tuple[Record | None, list[str]]:
     """The parsed record (None if unreadable) and every problem found, each one sentence."""
     try:
@@ -26,26 +52,27 @@ def check_record(path: Path, allow_smoke: bool = False) -> tuple[Record | None, 
     except RecordError as e:
         return None, [str(e)]
     problems = [p for p in [layout_problem(path, rec)] if p]
-    if rec.protocol not in PROTOCOLS:
+    if rec.protocol.partition(DERIVED)[0] not in PROTOCOLS:
         problems.append(f"{path}: unknown protocol {rec.protocol!r} (registered: "
                         f"{', '.join(sorted(PROTOCOLS))})")
-    else:
-        registered = PROTOCOLS[rec.protocol]()
-        if rec.smoke:
-            registered = registered.for_smoke()
-            if not allow_smoke:
-                problems.append(f"{path}: a --smoke record is never a leaderboard result; rerun "
-                                "without --smoke")
-        if rec.protocol_hash != registered.hash:
-            problems.append(f"{path}: protocol_hash {rec.protocol_hash} does not match the "
-                            f"registered {rec.protocol!r} protocol ({registered.hash}); the record "
-                            "was made under another protocol definition and must be rerun")
-        evidence = rec.metrics.evidence
-        if evidence is not None and evidence.n != registered.n_test:
-            problems.append(f"{path}: metrics.evidence.n is {evidence.n}, but the "
-                            f"{rec.protocol!r} protocol{' (--smoke)' if rec.smoke else ''} tests "
-                            f"{registered.n_test} examples: the per-example evidence must cover "
-                            "exactly its test set")
+        return rec, problems
+    try:
+        registered = record_protocol(rec)
+    except UsageError as e:
+        return rec, problems + [f"{path}: {e}"]
+    if rec.smoke and not allow_smoke:
+        problems.append(f"{path}: a --smoke record is never a leaderboard result; rerun "
+                        "without --smoke")
+    if rec.protocol_hash != registered.hash:
+        problems.append(f"{path}: protocol_hash {rec.protocol_hash} does not match the "
+                        f"registered {rec.protocol!r} protocol ({registered.hash}); the record "
+                        "was made under another protocol definition and must be rerun")
+    evidence = rec.metrics.evidence
+    if evidence is not None and evidence.n != registered.n_test:
+        problems.append(f"{path}: metrics.evidence.n is {evidence.n}, but the "
+                        f"{rec.protocol!r} protocol{' (--smoke)' if rec.smoke else ''} tests "
+                        f"{registered.n_test} examples: the per-example evidence must cover "
+                        "exactly its test set")
     return rec, problems
 
 

@@ -10,25 +10,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import RecordError, UsageError
-from bench.protocols import PROTOCOLS, Protocol
+from bench.protocols import Protocol
 from bench.records.layout import find_entries, find_records, read_record, record_path
 from bench.records.schema import Record
 from bench.records.submission import entry_problems
-from bench.records.validate import check_record, data_mismatches, duplicate_problems
+from bench.records.validate import (check_record, data_mismatches, duplicate_problems,
+                                    record_protocol)
 from bench.run.spec import job_seeds, job_spec, staleness
 
 
 def _stale(path: Path, rec: Record) -> list[str]:
-    protocol = PROTOCOLS[rec.protocol]()
-    if rec.smoke:
-        protocol = protocol.for_smoke()
+    protocol = record_protocol(rec)
     try:
         spec = job_spec(protocol, rec.method, rec.seed)
     except UsageError as e:  # the method is not registered in this kdbench
         return [f"{path}: cannot tell whether it is current: {e}"]
     reasons = staleness(rec, spec, protocol, results_dir=Path(path).parents[2])
     return [f"{path}: stale: the record " + "; ".join(reasons) + "; rerun it with `kdbench run "
-            f"--protocol {rec.protocol} --methods {rec.method} --seeds {rec.seed}`"] if reasons else []
+            f"{protocol.run_options} --methods {rec.method} --seeds {rec.seed}`"] if reasons else []
 
 
 @dataclass

@@ -34,7 +34,7 @@ from bench.records.schema import Record
 from bench.run.spec import TEACHER, JobSpec, job_spec, method_spec
 from bench.train.device import compile_for_training
 from bench.train.engine import TrainStats, build_method, train
-from bench.train.teacher import get_teacher, teacher_key
+from bench.train.teacher import Teacher, get_teacher, teacher_key
 from bench.train.teacher_outputs import TeacherSource, teacher_source
 
 
@@ -55,6 +55,7 @@ class RunConfig:
     executor: str = "local"  # "local" (worker processes) or "ray"
     ray_address: str | None = None  # join this Ray cluster; None starts a local instance
     compile: bool = False  # torch.compile the networks being trained (CUDA only)
+    model_dir: Path | None = None  # RobustBench's model_dir, for a zoo teacher (--model-dir)
 
 
 @dataclass(frozen=True)
@@ -90,29 +91,31 @@ class JobContext:
     cfg: RunConfig
     split: Split
     teacher: torch.nn.Module
-    teacher_stats: TrainStats
+    teacher_stats: TrainStats | None  # None: a zoo teacher, not trained here
     teacher_outputs: TeacherSource  # index cache, or online under augmentation
     transfer: TransferSource
     corrupted: CorruptedTestSet
     reporter: Reporter = field(default_factory=lambda: Reporter(quiet=True))
     efficiency: dict[str, dict] = field(default_factory=dict)  # per architecture
+    teacher_source: dict | None = None  # a zoo teacher's identity and check, for every record
 
     @classmethod
     def build(cls, cfg: RunConfig, reporter: Reporter,
               efficiency: dict[str, dict] | None = None, split: Split | None = None
               ) -> JobContext:
         split = (split or load_split(cfg.protocol, cfg.data_dir)).to(cfg.device)
-        teacher, stats = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter,
-                                     compile=cfg.compile)
+        t: Teacher = get_teacher(cfg.protocol, split, cfg.cache_dir, cfg.device, reporter,
+                                 compile=cfg.compile, model_dir=cfg.model_dir)
         transfer = cfg.cache_dir / "transfer" / (
             f"{cfg.protocol.name}-{teacher_key(cfg.protocol)}-{split.fingerprint[:8]}-"
             f"{cfg.device}-t{cfg.threads}.pt")
-        return cls(cfg, split, teacher, stats, teacher_source(cfg.protocol, teacher, split.x_train),
-                   TransferSource(teacher, "teacher", transfer),
+        return cls(cfg, split, t.model, t.stats,
+                   teacher_source(cfg.protocol, t.model, split.x_train),
+                   TransferSource(t.model, "teacher", transfer),
                    CorruptedTestSet(split.x_test, cfg.protocol.eval.seed,
                                     split.corruption_files,
                                     suite=cfg.protocol.eval.corruption_suite), reporter,
-                   efficiency or {})
+                   efficiency or {}, t.source)
 
     def prepare(self) -> None:
         """What every job of the run shares, computed once before the jobs start: the transfer
@@ -130,7 +133,7 @@ class JobContext:
         }
 
 
-def _record(ctx: JobContext, model: torch.nn.Module, spec: JobSpec, stats: TrainStats,
+def _record(ctx: JobContext, model: torch.nn.Module, spec: JobSpec, stats: TrainStats | None,
             started: datetime) -> Record:
     cfg, t0 = ctx.cfg, time.perf_counter()
     metrics = evaluate(model, cfg.protocol, ctx.split.x_test, ctx.split.y_test, cfg.device,
@@ -146,7 +149,8 @@ def _record(ctx: JobContext, model: torch.nn.Module, spec: JobSpec, stats: Train
         method_source=spec.method_source, method_source_sha256=spec.sources[spec.method_source],
         seed=spec.seed, job_key=spec.key, harness_version=spec.harness_version, arch=spec.arch,
         sources=spec.sources, teacher_key=spec.teacher_key,
-        metrics=metrics, training=stats.__dict__,
+        metrics=metrics, training=None if stats is None else stats.__dict__,
+        teacher_source=ctx.teacher_source,
         eval_wall_s=round(time.perf_counter() - t0, 3),
         provenance={**environment(cfg.device), "data_fingerprint": ctx.split.fingerprint,
                     "corruptions_from_files": ([] if files is None else
@@ -178,11 +182,17 @@ def _weights_id(cfg: RunConfig, spec: JobSpec) -> dict:
     return {"key": spec.key, "device": cfg.device, "threads": cfg.threads}
 
 
-def _train_or_resume(ctx: JobContext, model: torch.nn.Module, spec: JobSpec) -> TrainStats:
+def _train_or_resume(ctx: JobContext, model: torch.nn.Module, spec: JobSpec
+                     ) -> TrainStats | None:
     """Train `model` for the job, or reuse what an interrupted run of the same job left: the final
-    checkpoint (training done) or the last epoch's training state. Writes the final checkpoint."""
+    checkpoint (training done) or the last epoch's training state. Writes the final checkpoint.
+    None: the teacher row of a zoo teacher, whose weights are the zoo's (nothing trained)."""
     cfg, p = ctx.cfg, ctx.cfg.protocol
     ckpt = checkpoint_path(cfg.results_dir, spec.protocol, spec.method, spec.seed)
+    if spec.method == TEACHER and ctx.teacher_stats is None:
+        model.load_state_dict(ctx.teacher.state_dict())
+        save_weights(ckpt, model.state_dict(), {"job": _weights_id(cfg, spec), "stats": None})
+        return None
     jobdir = state_dir(cfg, spec)
     if cfg.fresh:
         ckpt.unlink(missing_ok=True)

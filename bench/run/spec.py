@@ -25,7 +25,7 @@ from bench.models.registry import arch_source_files
 from bench.protocols import Protocol
 from bench.provenance import code_dependencies, relative_to_repo, source_digests
 from bench.records.schema import Record
-from bench.train.teacher import teacher_key, teacher_method, teacher_sources
+from bench.train.teacher import teacher_key, teacher_row
 
 TEACHER = "teacher"  # the reference row of the protocol's teacher itself
 
@@ -41,7 +41,7 @@ class JobSpec:
     family: str
     arch: str
     seed: int
-    final_epochs: int
+    final_epochs: int | None  # None: the teacher row of a teacher not trained here (a zoo one)
     hparams: dict
     method_source: str  # repo-relative path of the file that defines the method (or the arch)
     sources: dict[str, str]  # every file of the job's code -> sha256
@@ -74,11 +74,9 @@ def job_seeds(protocol: Protocol, method: str) -> list[int]:
 def job_spec(protocol: Protocol, method: str, seed: int) -> JobSpec:
     """The spec of job (protocol, method, seed); `method` may be TEACHER, the teacher row."""
     if method == TEACHER:
-        cls, arch = teacher_method(protocol), protocol.teacher_arch
-        sources = teacher_sources(protocol)
-        family, epochs = "reference", protocol.teacher_recipe.epochs
-        hparams = {"arch": arch, "trained_with": cls.name}
-        defined_in = arch_source_files(arch)[0]
+        row = teacher_row(protocol)
+        arch, sources, epochs, hparams = row.arch, row.sources, row.epochs, row.hparams
+        family, defined_in = "reference", row.defined_in
     else:
         cls, arch = method_spec(method).cls, protocol.student_arch
         try:
@@ -164,8 +162,9 @@ def staleness(rec: Record, spec: JobSpec, protocol: Protocol, *, results_dir: Pa
         out.append(f"has hyper-parameters {rec.hparams}, the method's are now {spec.hparams}")
     if rec.arch != spec.arch:
         out.append(f"trained architecture {rec.arch}, the protocol's is {spec.arch}")
-    if rec.training.epochs != spec.final_epochs:
-        out.append(f"has {rec.training.epochs} training epochs, the protocol {spec.final_epochs}")
+    epochs = None if rec.training is None else rec.training.epochs
+    if epochs != spec.final_epochs:
+        out.append(f"has {epochs} training epochs, the protocol {spec.final_epochs}")
     if not out and rec.job_key != spec.key:
         out.append(f"has job key {rec.job_key}, the job's is now {spec.key}")
     out += _incomplete(rec, protocol)

@@ -22,10 +22,9 @@ from bench.eval.attacks import CleanAccuracy, WhiteBoxAttacks
 from bench.eval.suite import evaluate
 from bench.models.registry import build_model
 from bench.progress import Reporter
-from bench.protocols import get_protocol
 from bench.records.layout import atomic_write_text
 from bench.records.schema import Record, Verification
-from bench.records.validate import check_record
+from bench.records.validate import check_record, record_protocol
 from bench.run.spec import job_spec, staleness
 
 DEFAULT_TOLERANCE = 0.5  # percentage points
@@ -38,15 +37,13 @@ def verify(path: Path, device: str = "cpu", tolerance: float = DEFAULT_TOLERANCE
     rec, problems = check_record(path, allow_smoke=True)
     if rec is None or problems:
         raise RecordError("cannot verify: " + "; ".join(problems))
-    protocol = get_protocol(rec.protocol)
-    if rec.smoke:
-        protocol = protocol.for_smoke()
+    protocol = record_protocol(rec)
     results_dir = path.parents[2]
     stale = staleness(rec, job_spec(protocol, rec.method, rec.seed), protocol,
                       results_dir=results_dir)
     if stale:
         raise RecordError(f"cannot verify {path}: the record " + "; ".join(stale)
-                          + f"; rerun it: kdbench run --protocol {rec.protocol} --methods "
+                          + f"; rerun it: kdbench run {protocol.run_options} --methods "
                           f"{rec.method} --seeds {rec.seed} --results-dir {results_dir}")
     ckpt = results_dir / rec.checkpoint.file
     arch = rec.arch

@@ -53,6 +53,11 @@ def make_optimizer(params: list[nn.Parameter], recipe: TrainRecipe, steps: int
     return opt, sched
 
 
+def _arch_name(model: nn.Module) -> str:
+    zoo = getattr(model, "zoo_name", None)  # a RobustBench zoo teacher (bench/models/zoo.py)
+    return f"robustbench:{zoo} ({type(model).__name__})" if zoo else type(model).__name__
+
+
 def build_method(spec_cls: type[Method], hparams, protocol: Protocol, student: nn.Module,
                  teacher: nn.Module | None, example: torch.Tensor) -> Method:
     taps = tuple(spec_cls.feature_taps)
@@ -60,9 +65,12 @@ def build_method(spec_cls: type[Method], hparams, protocol: Protocol, student: n
                    if teacher is None or s in getattr(teacher, "stages", ()))
     unknown = [t for t in taps if t not in stages]
     if unknown:
+        which = ", ".join(f"the {role} {_arch_name(m)} has {list(getattr(m, 'stages', ()))}"
+                          for role, m in (("teacher", teacher), ("student", student))
+                          if m is not None)
         raise MethodError(spec_cls.name, str(spec_cls.source_file()),
                           f"feature_taps {unknown} are not stages of both architectures "
-                          f"(available: {list(stages)})")
+                          f"(available: {list(stages)}; {which})")
     ctx = MethodContext(
         protocol=protocol, stages=stages,
         student_shapes=feature_shapes(student, taps, example),
