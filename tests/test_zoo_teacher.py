@@ -23,7 +23,7 @@ from bench.progress import Reporter
 from bench.protocols import ZooTeacher, get_protocol
 from bench.records import read_record
 from cifar_data import images, write_cifar10
-from conftest import REPO
+from support import REPO
 from support import write_zoo_checkpoint
 
 R18 = "Addepalli2022Efficient_RN18"  # robustbench's ResNet18 (11.2M parameters)
