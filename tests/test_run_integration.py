@@ -9,8 +9,8 @@ def test_smoke_run_writes_a_valid_record_per_job(smoke_run):
     assert proc.returncode == 0, proc.stderr
     results = root / "results" / "mnist5k"
     files = sorted(p.relative_to(results).as_posix() for p in results.rglob("*.json"))
-    expected = ["adversarial", "ard", "baseline", "defensive", "hierarchical", "pgd_at",
-                "pointwise", "teacher", "vanilla"]
+    expected = ["adaad", "adversarial", "ard", "baseline", "defensive", "fitnet",
+                "hierarchical", "iad", "pgd_at", "pointwise", "teacher", "trades", "vanilla"]
     assert files == [f"{m}/seed-0.json" for m in expected]
     check = kdbench("validate", "--allow-smoke", str(root / "results"))
     assert check.returncode == 0, check.stderr
@@ -47,7 +47,7 @@ def test_second_run_reuses_the_cached_teacher(smoke_run):
 def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
     cases = [
         (["run", "--methods", "nope"], "unknown method 'nope'; available: teacher, baseline"),
-        (["run", "--protocol", "cifar100"], "unknown protocol 'cifar100'; available: cifar10, cifar10-robust, mnist5k"),
+        (["run", "--protocol", "cifar100"], "unknown protocol 'cifar100'; available: cifar10, cifar10-robust, mnist5k, mnist5k-robust"),
         (["run", "--seeds", "0,x"], "--seeds takes non-negative integers"),
         (["run", "--seeds", "1,1"], "distinct non-negative"),
         (["validate", str(tmp_path / "missing")], "no such file or directory"),
