@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from leaderboard import data, views
+from leaderboard import data, teachers, views
 from leaderboard.metrics import BY_KEY, METRICS, aggregate, select
 
 
@@ -63,8 +63,9 @@ with st.sidebar:
 views.protocol_note(key, loaded.by_protocol[key])
 visible = select(rows, chosen, hide_unreliable, only_verified)
 
-board, trade, corr, eps, detail, compare = st.tabs(
-    ["Leaderboard", "Trade-offs", "Corruptions", "Accuracy vs eps", "Method detail", "Compare"])
+board, trade, corr, eps, detail, compare, by_teacher = st.tabs(
+    ["Leaderboard", "Trade-offs", "Corruptions", "Accuracy vs eps", "Method detail", "Compare",
+     "Teachers"])
 with board:
     views.leaderboard(rows, visible, rank_by, key, os.environ.get(data.REPO_URL_ENV))
 with trade:
@@ -77,3 +78,6 @@ with detail:
     views.method_detail(rows, key)
 with compare:
     views.comparison(rows)
+with by_teacher:
+    views.teacher_comparison({k: rows if k == key else aggregate(loaded.by_protocol[k])
+                              for k in teachers.variants(loaded, key)}, rows)
