@@ -8,6 +8,10 @@ STAMP   = $(VENV)/.kdbench-installed
 # Where `make bench` writes. Not results/: that folder holds the committed leaderboard records,
 # which `make test` validates; `make bench BENCH_RESULTS=results` refreshes them.
 BENCH_RESULTS ?= .kdbench/bench-results
+# The embedded protocols (their data ships with kdbench; bench.protocols.embedded_protocols()):
+# mnist5k, and the same with an adversarially trained teacher. tests/test_protocols.py checks the
+# list against the registry.
+BENCH_PROTOCOLS ?= mnist5k mnist5k-robust
 
 .PHONY: install bench smoke test test-unit test-slow test-all perf perf-gpu doctor clean
 
@@ -25,7 +29,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: install
-	$(BIN)/kdbench run --results-dir $(BENCH_RESULTS)
+	for p in $(BENCH_PROTOCOLS); do \
+		$(BIN)/kdbench run --protocol $$p --results-dir $(BENCH_RESULTS) || exit 1; \
+	done
 
 smoke: install
 	$(BIN)/kdbench run --smoke

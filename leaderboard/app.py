@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from leaderboard import comparison, data, views
+from leaderboard import comparison, data, teachers, views
 from leaderboard.metrics import BY_KEY, METRICS, aggregate, select
 
 
@@ -65,8 +65,9 @@ with st.sidebar:
 views.protocol_note(key, loaded.by_protocol[key])
 visible = select(rows, chosen, hide_unreliable, only_verified)
 
-board, trade, corr, eps, detail, compare = st.tabs(
-    ["Leaderboard", "Trade-offs", "Corruptions", "Accuracy vs eps", "Method detail", "Compare"])
+board, trade, corr, eps, detail, compare, by_teacher = st.tabs(
+    ["Leaderboard", "Trade-offs", "Corruptions", "Accuracy vs eps", "Method detail", "Compare",
+     "Teachers"])
 with board:
     views.leaderboard(rows, visible, rank_by, key, os.environ.get(data.REPO_URL_ENV))
 with trade:
@@ -79,3 +80,6 @@ with detail:
     views.method_detail(rows, key)
 with compare:
     comparison.view(rows)
+with by_teacher:
+    views.teacher_comparison({k: rows if k == key else aggregate(loaded.by_protocol[k])
+                              for k in teachers.variants(loaded, key)}, rows)

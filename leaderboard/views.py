@@ -15,7 +15,7 @@ import streamlit as st
 
 from bench.records import Record
 from bench.records.significance import NO_EVIDENCE_NOTE, rankable, shared_ranges
-from leaderboard import plots, tables
+from leaderboard import plots, tables, teachers
 from leaderboard.data import Loaded, ProtocolKey, Status
 from leaderboard.metrics import (ACCURACIES, BY_KEY, COSTS, METRICS, MethodRow, rank,
                                  rank_ranges)
@@ -285,3 +285,26 @@ def method_detail(rows: list[MethodRow], key: ProtocolKey) -> None:
         st.text("not verified (no record carries a verification)")
     st.caption("Library versions and machine")
     table(tables.provenance(row), hide_index=False)
+
+
+def teacher_comparison(rows_by_key: dict[ProtocolKey, list[MethodRow]], current: list[MethodRow]
+                       ) -> None:
+    """One method under every teacher: protocols that differ from this one only in the teacher."""
+    if len(rows_by_key) < 2:
+        st.info("No other protocol with results differs from this one only in its teacher (same "
+                "data, student, recipe, seeds and evaluation). `make bench` runs mnist5k and "
+                "mnist5k-robust: one student, a teacher trained on labels and one trained "
+                "adversarially.")
+        return
+    names = teachers.methods(rows_by_key)
+    if not names:
+        st.info("No method has results under two of these protocols yet.")
+        return
+    ranks = rank([r for r in current if r.method in names], "robust")
+    top = min(ranks, key=ranks.get) if ranks else names[0]
+    name = st.selectbox("Method", names, index=names.index(top), key="teachers_method")
+    numbers, text = teachers.table(name, rows_by_key)
+    table(tables.styled(numbers, text))
+    st.caption("The same method and student, the same data, recipe, seeds and evaluation: only "
+               "the teacher it distils from differs. The first lines are the teachers' own "
+               "accuracies; mean ± std over seeds; the difference compares the means.")

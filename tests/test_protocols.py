@@ -83,3 +83,30 @@ def test_registering_a_protocol_with_fewer_than_three_seeds_fails(protocol):
     with pytest.raises(ValueError, match="at least 3"):
         register_protocol(lambda: one_seed)
     assert "one-seed" not in PROTOCOLS
+
+
+def test_mnist5k_robust_differs_from_mnist5k_only_in_its_teacher(protocol):
+    from bench.protocols import TEACHER_FIELDS, student_side
+    robust = get_protocol("mnist5k-robust")
+    differ = {f.name for f in dataclasses.fields(Protocol)
+              if getattr(protocol, f.name) != getattr(robust, f.name)}
+    assert differ == {"name", "description", "teacher_method", "teacher_recipe"}
+    assert differ - {"name", "description"} <= set(TEACHER_FIELDS)
+    assert robust.teacher_method == "pgd_at"  # PGD adversarial training at the protocol's eps
+    # half the learning rate, as cifar10-robust halves cifar10's; the rest of the recipe is kept
+    assert robust.teacher_recipe == dataclasses.replace(protocol.teacher_recipe,
+                                                        lr=protocol.teacher_recipe.lr / 2)
+    assert get_protocol("cifar10-robust").teacher_recipe.lr == get_protocol("cifar10").teacher_recipe.lr / 2
+    assert student_side(robust) == student_side(protocol) and robust.hash != protocol.hash
+    assert student_side(get_protocol("cifar10")) != student_side(protocol)
+
+
+def test_make_bench_runs_every_embedded_protocol():
+    from bench.protocols import embedded_protocols
+    from conftest import REPO
+    assert embedded_protocols() == ["mnist5k", "mnist5k-robust"]
+    lines = (REPO / "Makefile").read_text().splitlines()
+    [line] = [ln for ln in lines if ln.startswith("BENCH_PROTOCOLS ?=")]
+    assert line.split("?=")[1].split() == embedded_protocols()
+    bench = lines[lines.index("bench: install") + 1:]
+    assert "--protocol $$p" in "\n".join(bench[:4]) and "$(BENCH_PROTOCOLS)" in bench[0]
