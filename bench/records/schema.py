@@ -9,37 +9,17 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
-                      PositiveFloat, PositiveInt, model_validator)
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+from bench.records.base import DeviceTimings, Pct, Sha, Strict, Timing  # noqa: F401  (re-exported)
+from bench.records.deployment import Deployment
 
 # 2: the job's identity (job_key, harness_version, sources, teacher_key, arch). Records of
 # version 1 stay readable; they read as stale, since nothing in them names the code.
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-Pct = Annotated[float, Field(ge=0.0, le=100.0)]
-Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Timing(Strict):
-    batch: PositiveInt
-    median_ms: PositiveFloat  # torch.utils.benchmark, blocks of calls
-    p50_ms: PositiveFloat  # per-call percentiles
-    p90_ms: PositiveFloat
-    throughput_ips: PositiveFloat  # examples per second at this batch size
-    samples: PositiveInt
-    iqr_over_median: NonNegativeFloat
-
-
-class DeviceTimings(Strict):
-    device_name: str
-    threads: PositiveInt
-    timings: list[Timing] = Field(min_length=1)
 
 
 class Efficiency(Strict):
@@ -114,6 +94,7 @@ class Metrics(Strict):
     unreliable: bool | None = None  # True when any sanity check failed; None: not checked
     unreliable_reasons: list[str] = []
     efficiency: Efficiency
+    deployment: Deployment | None = None  # absent in records made before it existed
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -157,6 +138,9 @@ class Provenance(Strict):
     torchvision: str
     torchattacks: str
     numpy: str
+    onnx: str | None = None  # the deployment's libraries; absent in older records
+    onnxscript: str | None = None
+    onnxruntime: str | None = None
     platform: str
     device: str  # where training and evaluation ran: "cpu", "cuda"
     cpu: str
