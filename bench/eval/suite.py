@@ -82,19 +82,28 @@ class EvalContext:
     transfer: TransferSource | None = None  # None when the model is the transfer source itself
     corrupted: CorruptedTestSet | None = None
     masks: dict[str, torch.Tensor] = field(default_factory=dict)  # attacks at the protocol eps
+    # Kept for the deployed model's evaluation (bench/eval/deployment.py): the adversarial
+    # examples of the attacks asked to keep them (on the CPU), and the per-example correctness
+    # on each (corruption, severity).
+    adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
+    corruption_masks: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:
         return self.protocol.eval.eval_batch_size
 
     def attack(self, name: str, model: nn.Module, attack, n: int | None = None,
-               restarts: int = 1) -> float:
-        """Run `attack` on the first `n` examples, keep its mask, return its accuracy there."""
+               restarts: int = 1, keep: bool = False) -> float:
+        """Run `attack` on the first `n` examples, keep its mask (and with `keep` its adversarial
+        examples), return its accuracy there."""
         n = len(self.x) if n is None else min(n, len(self.x))
         torch.manual_seed(self.protocol.eval.seed)  # the same random starts for every model
+        kept = torch.empty_like(self.x[:n], device="cpu") if keep else None
         with self.reporter.task(name, total=restarts * -(-n // self.batch_size)) as bar:
             ok = robust_mask(model, attack, self.x[:n], self.y[:n], self.batch_size, restarts,
-                             on_batch=bar.advance)
+                             on_batch=bar.advance, keep=kept)
+        if kept is not None:
+            self.adversarial[name] = kept
         self.add_mask(name, ok)
         return pct(ok)
 
@@ -133,7 +142,7 @@ class WhiteBoxAttacks:
         fgsm = ctx.attack("fgsm", model, make_attack("fgsm", model, e.eps))
         pgd = ctx.attack("pgd", model, make_attack("pgd", model, e.eps, e.pgd_steps,
                                                    e.pgd_step_size, e.pgd_random_start),
-                         restarts=e.pgd_restarts)
+                         restarts=e.pgd_restarts, keep=True)
         return {
             "fgsm_acc": fgsm, "pgd_acc": pgd,
             "attacks": {
@@ -240,13 +249,17 @@ class Corruptions:
     def __call__(self, model: nn.Module, ctx: EvalContext) -> dict:
         e = ctx.protocol.eval
         table: dict[str, list[float]] = {}
-        corrupted = ctx.corrupted or CorruptedTestSet(ctx.x, e.seed)
+        if ctx.corrupted is None:
+            ctx.corrupted = CorruptedTestSet(ctx.x, e.seed)
+        corrupted = ctx.corrupted
         with ctx.reporter.task("corruptions", total=len(e.corruptions) * len(e.severities)) as bar:
             for name in e.corruptions:
                 table[name] = []
                 for s in e.severities:
                     xc = corrupted.get(name, s)
-                    table[name].append(pct(predict(model, xc, ctx.batch_size) == ctx.y))
+                    ok = predict(model, xc, ctx.batch_size) == ctx.y
+                    ctx.corruption_masks[(name, s)] = ok
+                    table[name].append(pct(ok))
                     bar.advance()
         values = [a for accs in table.values() for a in accs]
         return {"corruptions": table, "corruptions_acc": round(sum(values) / len(values), 4)}
