@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from leaderboard import data, views
+from leaderboard import data, deployment, views
 from leaderboard.metrics import BY_KEY, METRICS, aggregate, select
 
 
@@ -63,8 +63,9 @@ with st.sidebar:
 views.protocol_note(key, loaded.by_protocol[key])
 visible = select(rows, chosen, hide_unreliable, only_verified)
 
-board, trade, corr, eps, detail, compare = st.tabs(
-    ["Leaderboard", "Trade-offs", "Corruptions", "Accuracy vs eps", "Method detail", "Compare"])
+board, trade, corr, eps, deploy, detail, compare = st.tabs(
+    ["Leaderboard", "Trade-offs", "Corruptions", "Accuracy vs eps", "Deployment", "Method detail",
+     "Compare"])
 with board:
     views.leaderboard(rows, visible, rank_by, key, os.environ.get(data.REPO_URL_ENV))
 with trade:
@@ -73,6 +74,8 @@ with corr:
     views.corruptions(visible)
 with eps:
     views.eps_curves(visible, loaded.by_protocol[key])
+with deploy:
+    deployment.deployment(rows, visible, rank_by)
 with detail:
     views.method_detail(rows, key)
 with compare:

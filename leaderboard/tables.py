@@ -18,6 +18,8 @@ from bench.records.aggregate import Stat
 from leaderboard.metrics import BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank
 
 MISSING = "—"  # shown for anything a record does not carry; never 0
+BYTES = ("size", "int8_size", "onnx_size")  # metrics shown as kB / MB
+POINTS = ("drop_clean", "drop_corruptions", "drop_transfer", "drop_square", "drop_robust")
 
 
 # -- cell text ---------------------------------------------------------------------------------
@@ -43,11 +45,11 @@ def fmt_stat(key: str, stat: Stat | None) -> str:
     """A metric as the table shows it: mean ± std over seeds (± only with several seeds)."""
     if stat is None:
         return MISSING
-    if BY_KEY[key].accuracy:
+    if BY_KEY[key].accuracy or key in POINTS:
         return str(stat)
     if key == "params":
         return f"{stat.mean:,.0f}"
-    if key == "size":
+    if key in BYTES:
         return fmt_bytes(stat.mean)
     if key == "flops":
         return fmt_count(stat.mean)
@@ -59,11 +61,11 @@ def fmt_diff(key: str, diff: float | None) -> str:
     if diff is None:
         return MISSING
     sign = "+" if diff >= 0 else "−"
-    if BY_KEY[key].accuracy:
+    if BY_KEY[key].accuracy or key in POINTS:
         return f"{sign}{abs(diff):.1f}"
     if key == "params":
         return f"{sign}{abs(diff):,.0f}"
-    if key == "size":
+    if key in BYTES:
         return sign + fmt_bytes(abs(diff))
     if key == "flops":
         return sign + fmt_count(abs(diff))
