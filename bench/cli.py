@@ -1,7 +1,7 @@
 """The `kdbench` command line.
 
-Long because every command's options are declared here, side by side; what a command does lives
-in its module (bench/run/, bench/report.py, ...)."""
+This module is long because every command's options are declared here, side by side; what a
+command does lives in its own module (bench/run/, bench/report.py, ...)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ seeds and the evaluation suite. Methods cannot change any of it; they only decla
 hyper-parameters (recorded with each result). The protocol's hash goes into every result record so
 that numbers from different protocols are never mixed.
 
-Read `MNIST5K` top to bottom: it is the whole experiment in one place.
+Read `MNIST5K` top to bottom: it is the whole experiment in one place. The module is
+long because every field a result depends on is declared here, with the reason for its value.
 """
 
 from __future__ import annotations
