@@ -60,15 +60,23 @@ def _acc(fp32: torch.Tensor, int8: torch.Tensor) -> dict:
     return {"n": len(int8), "fp32": pct(fp32.cpu()), "int8": pct(int8.cpu())}
 
 
-def max_abs_diff(onnx_model: OrtModel, ref: nn.Module, x: torch.Tensor, batch: int) -> float:
-    """Largest |ONNX - PyTorch| logit over `x` in batches, and on one example alone (the batch
-    axis is dynamic); NaN counts as infinitely far."""
-    worst = 0.0
+def max_abs_diff(onnx_model: OrtModel, ref: nn.Module, x: torch.Tensor, batch: int
+                 ) -> tuple[float, float]:
+    """(largest |ONNX - PyTorch| logit, largest |PyTorch logit|) over `x` in batches and on one
+    example alone (the batch axis is dynamic); NaN counts as infinitely far."""
+    worst, scale = 0.0, 0.0
     with torch.no_grad():
         for xb in [x[:1], *x.split(batch)]:
-            d = (onnx_model(xb) - ref(xb)).abs().max().item()
+            want = ref(xb)
+            d = (onnx_model(xb) - want).abs().max().item()
             worst = max(worst, d if math.isfinite(d) else math.inf)
-    return worst
+            scale = max(scale, want.abs().max().item())
+    return worst, scale
+
+
+def logits_match(diff: float, scale: float, tolerance: float) -> bool:
+    """`diff` within `tolerance` in units of max(1, scale) (DeploySuite.logit_tolerance)."""
+    return diff <= tolerance * max(1.0, scale)
 
 
 def _square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, queries: int,
@@ -110,16 +118,18 @@ class Deployment:
         ref = copy.deepcopy(model).cpu().eval()
         fresh = lambda: build_model(self.arch, p)  # noqa: E731
         fp32, graph = self.graphs.onnx_bytes(ref, f"{self.arch}/{p.hash}", fresh, p.input_shape)
-        diff = max_abs_diff(OrtModel(session(fp32, threads)), ref, x, ctx.batch_size)
-        if not diff <= p.deploy.logit_tolerance and graph == "architecture":
+        tol = p.deploy.logit_tolerance
+        diff, scale = max_abs_diff(OrtModel(session(fp32, threads)), ref, x, ctx.batch_size)
+        if not logits_match(diff, scale, tol) and graph == "architecture":
             # The architecture's graph did not reproduce the model: export the model itself.
             fp32, graph = self.graphs.onnx_bytes(ref, "", fresh, p.input_shape, direct=True)
-            diff = max_abs_diff(OrtModel(session(fp32, threads)), ref, x, ctx.batch_size)
-        out.update(graph=graph, fp32_bytes=len(fp32), logit_max_abs_diff=diff)
-        if not diff <= p.deploy.logit_tolerance:
+            diff, scale = max_abs_diff(OrtModel(session(fp32, threads)), ref, x, ctx.batch_size)
+        out.update(graph=graph, fp32_bytes=len(fp32), logit_max_abs_diff=diff,
+                   logit_scale=scale)
+        if not logits_match(diff, scale, tol):
             raise DeployError(f"ONNX Runtime's logits differ from PyTorch's by up to {diff:.3g} "
-                              f"(tolerance {p.deploy.logit_tolerance:g}) on the test examples: "
-                              "the exported graph does not compute the model")
+                              f"(tolerance {tol:g} x max(1, largest |logit| {scale:.3g})) on the "
+                              "test examples: the exported graph does not compute the model")
         return fp32
 
     def _evaluate(self, model: nn.Module, ctx: EvalContext, out: dict) -> None:

@@ -59,7 +59,8 @@ class Deployment(Strict):
     # this model's weights (ONNXProgram.apply_weights), for a model whose modules are exactly it.
     graph: Literal["exported", "architecture"] | None = None
     logit_max_abs_diff: NonNegativeFloat | None = None  # ONNX fp32 vs PyTorch, CPU
-    logit_tolerance: PositiveFloat
+    logit_scale: NonNegativeFloat | None = None  # largest |PyTorch logit| on those examples
+    logit_tolerance: PositiveFloat  # in units of max(1, logit_scale)
     fp32_bytes: PositiveInt | None = None  # .onnx file sizes
     int8_bytes: PositiveInt | None = None
     int8: Int8Settings | None = None
@@ -76,9 +77,10 @@ class Deployment(Strict):
     @model_validator(mode="after")
     def _consistent(self):
         diff = self.logit_max_abs_diff
+        limit = self.logit_tolerance * max(1.0, self.logit_scale or 0.0)
         if self.error is None:
-            if diff is not None and diff > self.logit_tolerance:
-                raise ValueError(f"logits differ by {diff} > {self.logit_tolerance}, yet no error")
+            if diff is not None and diff > limit:
+                raise ValueError(f"logits differ by {diff} > {limit}, yet no error")
             if None in (diff, self.fp32_bytes, self.int8_bytes, self.int8, self.clean,
                         self.corruptions, self.robust):
                 raise ValueError("a deployment without an error has its sizes and accuracies")

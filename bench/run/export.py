@@ -20,7 +20,7 @@ from attacks.adversarial import predict
 from bench.checkpoints import load_weights
 from bench.data.registry import load_split
 from bench.errors import RecordError, UsageError
-from bench.eval.deployment import max_abs_diff, ort_timings
+from bench.eval.deployment import logits_match, max_abs_diff, ort_timings
 from bench.eval.efficiency import latency
 from bench.eval.onnx_export import (DeployError, GraphCache, OrtModel, calibration_images,
                                     quantize, session)
@@ -87,11 +87,12 @@ def export_record(method: str, seed: int, protocol: str, results_dir: Path, int8
     n = len(split.x_test) if d.n is None else min(d.n, len(split.x_test))
     x, y = split.x_test[:n], split.y_test[:n]
     fp32, _ = GraphCache().onnx_bytes(model, arch, lambda: build_model(arch, p), p.input_shape)
-    diff = max_abs_diff(OrtModel(session(fp32, e.cpu_threads)), model, x, e.eval_batch_size)
-    if not diff <= d.logit_tolerance:
+    diff, scale = max_abs_diff(OrtModel(session(fp32, e.cpu_threads)), model, x,
+                               e.eval_batch_size)
+    if not logits_match(diff, scale, d.logit_tolerance):
         raise DeployError(f"ONNX Runtime's logits differ from PyTorch's by up to {diff:.3g} "
-                          f"(tolerance {d.logit_tolerance:g}): the exported graph does not "
-                          "compute the model; nothing written")
+                          f"(tolerance {d.logit_tolerance:g} x max(1, {scale:.3g})): the exported "
+                          "graph does not compute the model; nothing written")
     data = (quantize(fp32, calibration_images(split.x_train, d.calibration_n, e.seed), d)
             if int8 else fp32)
     deployed = OrtModel(session(data, e.cpu_threads))
