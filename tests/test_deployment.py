@@ -36,7 +36,6 @@ from leaderboard_helpers import make_record, write
 # Every architecture of every registered protocol, with a protocol that builds it.
 ARCH_CASES = sorted({(arch, name) for name, make in PROTOCOLS.items()
                      for arch in (make().teacher_arch, make().student_arch)})
-SLOW_ARCHS = {"resnet9"}  # 6.6M parameters: seconds to export, more to compare
 
 
 def _random_bn(model: nn.Module, seed: int = 1) -> nn.Module:
@@ -52,8 +51,7 @@ def _random_bn(model: nn.Module, seed: int = 1) -> nn.Module:
 
 
 @pytest.mark.parametrize("arch, protocol_name", [
-    pytest.param(a, p, marks=[pytest.mark.slow] if a in SLOW_ARCHS else [], id=a)
-    for a, p in dict(ARCH_CASES).items()])
+    pytest.param(a, p, id=a) for a, p in dict(ARCH_CASES).items()])
 def test_onnx_logits_equal_pytorch_for_every_registered_architecture(arch, protocol_name):
     assert set(dict(ARCH_CASES)) == set(ARCHS)  # no architecture escapes this test
     p = get_protocol(protocol_name)
@@ -386,6 +384,7 @@ def baseline_run(tmp_path_factory):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_kdbench_export_round_trips(tmp_path, baseline_run, smoke_protocol):
     split = load_split(smoke_protocol)
     results = tmp_path / "results"
@@ -438,6 +437,7 @@ def _deployed(template: dict, method: str, seed: int, clean: tuple[float, float]
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the smoke run it reads
 def test_the_leaderboard_aggregates_ranks_and_shows_deployment(monkeypatch, baseline_run,
                                                                tmp_path):
     from streamlit.testing.v1 import AppTest
