@@ -248,6 +248,30 @@ def verify(
 
 
 @app.command()
+def export(
+    method: Annotated[str, typer.Option(help="The method whose record to export (teacher: the teacher row).")],
+    seed: Annotated[int, typer.Option(help="The record's seed.")],
+    protocol: Annotated[str, typer.Option(help="Its protocol.")] = DEFAULT_PROTOCOL,
+    results_dir: Annotated[Path, typer.Option(help="Where its record and checkpoint are.")] = DEFAULT_RESULTS,
+    int8: Annotated[bool, typer.Option("--int8", help="Quantise to int8 as the benchmark does (static, QDQ, per-channel; the protocol's calibration images).")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The .onnx file to write [default: METHOD-seedN.onnx, or METHOD-seedN-int8.onnx].")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset directory, for protocols whose data lives on disk.")] = None,
+) -> None:
+    """Write the deployable ONNX model of a record from its checkpoint (checked against the
+    record's sha256); print its accuracy, size and latency under ONNX Runtime."""
+    from bench.run.export import export_record
+    r = export_record(method, seed, protocol, results_dir, int8, output, data_dir)
+    out.print(f"wrote {r.path}: {'int8' if r.int8 else 'fp32'} ONNX, {r.size_bytes:,} bytes",
+              highlight=False)
+    out.print(f"accuracy {r.clean_acc:.2f}% on the first {r.n} test examples (ONNX Runtime); the "
+              f"record: {r.recorded_clean_acc:.2f}% (PyTorch, every test example); fp32 ONNX "
+              f"logits within {r.logit_max_abs_diff:.2g} of PyTorch's", highlight=False)
+    for name, timings in r.timings.items():
+        out.print(f"latency, {name}: " + ", ".join(
+            f"batch {t['batch']} {t['median_ms']:.3g} ms" for t in timings), highlight=False)
+
+
+@app.command()
 def show(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Record files or directories [default: results].")] = None,
     rank_by: Annotated[str, typer.Option(help="The metric the rank ranges are by: clean, corruptions, fgsm, pgd, autoattack, robust, auc, mce, rel_mce.")] = "robust",

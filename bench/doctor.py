@@ -8,7 +8,8 @@ import importlib.metadata as md
 from bench.errors import KdbenchError
 from bench.protocols import DEFAULT_PROTOCOL, get_protocol
 
-DISTRIBUTIONS = ("torchattacks", "robustbench", "pyautoattack", "mlxtend", "streamlit")
+DISTRIBUTIONS = ("torchattacks", "robustbench", "pyautoattack", "mlxtend", "streamlit", "onnx",
+                 "onnxscript", "onnxruntime")
 
 
 def checks() -> tuple[list[str], list[str]]:

@@ -150,6 +150,38 @@ class EvalSuite:
     seed: int = 0  # attack random starts and corruption noise: the same for every model
 
 
+QuantType = Literal["QInt8", "QUInt8"]  # onnxruntime.quantization.QuantType names
+
+
+@dataclass(frozen=True)
+class DeploySuite:
+    """The model as it ships (bench/eval/deployment.py): exported to ONNX by torch's recommended
+    exporter (`torch.onnx.export(..., dynamo=True)`, dynamic batch axis), run by ONNX Runtime on
+    the CPU with `eval.cpu_threads` threads, and quantised to int8 by ONNX Runtime's post-training
+    static quantisation (QDQ, per-channel weights, MinMax ranges). The int8 model is evaluated on
+    the same images as the fp32 one: clean, every corruption of `eval.corruptions`, the fp32
+    model's own PGD examples (transfer) and the black-box Square attack at `eval.eps`."""
+
+    enabled: bool = True
+    # Max |ONNX - PyTorch| fp32 logit difference, beyond which the export is an error; in units
+    # of max(1, largest |logit|), since float32 rounding grows with the logits (a defensively
+    # distilled student's reach several hundred, where 1e-4 absolute is rounding alone).
+    logit_tolerance: float = 1e-4
+    calibration_n: int = 200  # training images, a sample seeded by `eval.seed`
+    # ONNX Runtime's advice for x86 CPUs without VNNI (quantize_static's docstring): unsigned
+    # activations, signed weights, weights on 7 bits so that AVX2's int16 accumulations cannot
+    # saturate. VNNI kernels do not saturate either: the setting that is exact on every x86 CPU.
+    activation_type: QuantType = "QUInt8"
+    weight_type: QuantType = "QInt8"
+    reduce_range: bool = True
+    n: int | None = None  # clean and transfer accuracy on the first n test examples (None: all)
+    # Class-balanced subsets of those n (the first examples of each class, in test order): the
+    # corruptions x severities, and the Square attack (its query budget) against both models.
+    corruption_n: int = 100
+    square_n: int = 100
+    square_queries: int = 100
+
+
 @dataclass(frozen=True)
 class SmokeBudget:
     """How far `--smoke` shrinks a protocol: seconds on a laptop CPU, the same pipeline."""
@@ -211,6 +243,7 @@ class Protocol:
     # The registered method whose loss trains the teacher (a method that uses no teacher):
     # "baseline" (cross-entropy) or "pgd_at" (PGD adversarial training).
     teacher_method: TeacherMethod = "baseline"
+    deploy: DeploySuite = field(default_factory=DeploySuite)
     smoke_budget: SmokeBudget = field(default_factory=SmokeBudget)
     smoke: bool = False  # a shrunken copy for "does it run?" checks; never a leaderboard result
     # A teacher from a model zoo instead of the trained one (`with_teacher`): teacher_arch is then
@@ -275,6 +308,11 @@ class Protocol:
                                      sanity_n=100, convergence_n=50, square_n=50,
                                      square_queries=30, autoattack_n=50,
                                      severities=b.severities or self.eval.severities),
+            deploy=dataclasses.replace(self.deploy,
+                                       calibration_n=min(self.deploy.calibration_n, 50),
+                                       corruption_n=min(self.deploy.corruption_n, 50),
+                                       square_n=min(self.deploy.square_n, 20),
+                                       square_queries=min(self.deploy.square_queries, 20)),
             smoke=True,
         )
 
@@ -317,6 +355,15 @@ def _check_names(p: Protocol) -> None:
     if suite == "mnist-c" and p.input_shape[0] != 1:
         raise ValueError(f"protocol {p.name!r}: mnist-c corrupts grey images, and the inputs "
                          f"have {p.input_shape[0]} channels; use corruption_suite='cifar10-c'")
+    d = p.deploy
+    if d.enabled and min(d.calibration_n, d.corruption_n, d.square_n, d.square_queries,
+                         d.n if d.n is not None else 1) < 1:
+        raise ValueError(f"protocol {p.name!r}: deploy sizes must be positive")
+    for name, value in (("deploy.activation_type", d.activation_type),
+                        ("deploy.weight_type", d.weight_type)):
+        if value not in get_args(QuantType):
+            raise ValueError(f"protocol {p.name!r}: {name} {value!r} is not one of "
+                             f"{', '.join(get_args(QuantType))}")
     parse_eps(p.eval.eps_label)
     curve = [parse_eps(label) for label in p.eval.eps_curve]
     if curve != sorted(curve):
@@ -475,6 +522,8 @@ def cifar10() -> Protocol:
             sanity_large_eps="64/255",  # a quarter of the pixel range
             eval_batch_size=1000,  # GPU-sized; --smoke uses 200
         ),
+        # ONNX Runtime runs on the CPU: the int8 evaluation uses the first 500 test images.
+        deploy=DeploySuite(n=500, corruption_n=50, square_n=50),
         augmentation="crop-flip",
         teacher_method="baseline",
         # --smoke: 256 training images, 20 test images, severity 3 only: about half a minute on

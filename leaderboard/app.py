@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from leaderboard import comparison, data, teachers, views
+from leaderboard import comparison, data, deployment, teachers, views
 from leaderboard.metrics import BY_KEY, METRICS, aggregate, select
 
 
@@ -65,9 +65,9 @@ with st.sidebar:
 views.protocol_note(key, loaded.by_protocol[key])
 visible = select(rows, chosen, hide_unreliable, only_verified)
 
-board, trade, corr, eps, detail, compare, by_teacher = st.tabs(
-    ["Leaderboard", "Trade-offs", "Corruptions", "Accuracy vs eps", "Method detail", "Compare",
-     "Teachers"])
+board, trade, corr, eps, deploy, detail, compare, by_teacher = st.tabs(
+    ["Leaderboard", "Trade-offs", "Corruptions", "Accuracy vs eps", "Deployment", "Method detail",
+     "Compare", "Teachers"])
 with board:
     views.leaderboard(rows, visible, rank_by, key, os.environ.get(data.REPO_URL_ENV))
 with trade:
@@ -76,6 +76,8 @@ with corr:
     views.corruptions(visible)
 with eps:
     views.eps_curves(visible, loaded.by_protocol[key])
+with deploy:
+    deployment.deployment(rows, visible, rank_by)
 with detail:
     views.method_detail(rows, key)
 with compare:

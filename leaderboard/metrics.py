@@ -25,6 +25,28 @@ def _latency_ms(timings: DeviceTimings | None) -> float | None:
     return min(timings.timings, key=lambda t: t.batch).median_ms
 
 
+def _int8(part: str, drop: bool = False) -> Callable[[Record], float | None]:
+    """The int8 accuracy of a deployment measurement (or its drop from fp32, in points)."""
+    def read(r: Record) -> float | None:
+        d = r.metrics.deployment
+        acc = getattr(d, part) if d is not None else None
+        if acc is None:
+            return None
+        return acc.fp32 - acc.int8 if drop else acc.int8
+    return read
+
+
+def _deployed(field: str) -> Callable[[Record], float | None]:
+    return lambda r: getattr(r.metrics.deployment, field, None)
+
+
+def _deployed_ms(kind: str) -> Callable[[Record], float | None]:
+    def read(r: Record) -> float | None:
+        d = r.metrics.deployment
+        return _latency_ms(getattr(d.latency, kind)) if d is not None and d.latency else None
+    return read
+
+
 @dataclass(frozen=True)
 class Metric:
     key: str  # column name in frames and CSV
@@ -33,6 +55,7 @@ class Metric:
     higher_is_better: bool
     accuracy: bool  # a percentage of test examples (robustness axis) or a cost
     help: str
+    group: str = "main"  # "deployment": shown in the Deployment view, not the main table
 
 
 METRICS: tuple[Metric, ...] = (
@@ -70,10 +93,44 @@ METRICS: tuple[Metric, ...] = (
            "Median CPU latency at batch 1, the thread count the protocol fixes"),
     Metric("gpu_ms", "GPU ms", lambda r: _latency_ms(r.metrics.efficiency.gpu), False, False,
            "Median GPU latency at batch 1 (— when no GPU was present)"),
+    # The model as it ships: ONNX Runtime on the CPU, int8 (bench/eval/deployment.py).
+    Metric("int8_clean", "int8 clean %", _int8("clean"), True, True,
+           "int8 model (ONNX Runtime) on the clean test examples", "deployment"),
+    Metric("int8_corruptions", "int8 corruption %", _int8("corruptions"), True, True,
+           "int8 model, mean over corruptions x severities (class-balanced subset)", "deployment"),
+    Metric("int8_transfer", "int8 PGD-transfer %", _int8("transfer"), True, True,
+           "int8 model on the fp32 model's own PGD examples", "deployment"),
+    Metric("int8_square", "int8 Square %", _int8("square"), True, True,
+           "Black-box Square attack run against the int8 model itself", "deployment"),
+    Metric("int8_robust", "int8 robust %", _int8("robust"), True, True,
+           "int8 model: per-example worst case over clean, PGD transfer and Square",
+           "deployment"),
+    Metric("drop_clean", "clean drop", _int8("clean", drop=True), False, False,
+           "fp32 minus int8 clean accuracy, points (same examples)", "deployment"),
+    Metric("drop_corruptions", "corruption drop", _int8("corruptions", drop=True), False, False,
+           "fp32 minus int8 corruption accuracy, points (same images)", "deployment"),
+    Metric("drop_transfer", "PGD-transfer drop", _int8("transfer", drop=True), False, False,
+           "fp32 PGD accuracy minus int8 accuracy on the same PGD examples, points",
+           "deployment"),
+    Metric("drop_square", "Square drop", _int8("square", drop=True), False, False,
+           "fp32 minus int8 accuracy under Square, same examples and queries, points",
+           "deployment"),
+    Metric("drop_robust", "robust drop", _int8("robust", drop=True), False, False,
+           "fp32 minus int8 worst case over clean, PGD (transfer) and Square, points",
+           "deployment"),
+    Metric("int8_size", "int8 size", _deployed("int8_bytes"), False, False,
+           "Size of the int8 .onnx file", "deployment"),
+    Metric("onnx_size", "ONNX fp32 size", _deployed("fp32_bytes"), False, False,
+           "Size of the fp32 .onnx file", "deployment"),
+    Metric("int8_ms", "int8 CPU ms", _deployed_ms("onnx_int8"), False, False,
+           "Median ONNX Runtime latency of the int8 model at batch 1, CPU", "deployment"),
+    Metric("onnx_ms", "ONNX fp32 CPU ms", _deployed_ms("onnx_fp32"), False, False,
+           "Median ONNX Runtime latency of the fp32 model at batch 1, CPU", "deployment"),
 )
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 ACCURACIES = tuple(m for m in METRICS if m.accuracy)
 COSTS = tuple(m for m in METRICS if not m.accuracy)
+DEPLOYMENT = tuple(m for m in METRICS if m.group == "deployment")
 
 
 @dataclass(frozen=True)

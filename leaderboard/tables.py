@@ -21,6 +21,8 @@ from bench.records.stats import Interval
 from leaderboard.metrics import BY_KEY, METRICS, REFERENCE_FAMILY, MethodRow, rank, rank_ranges
 
 MISSING = "—"  # shown for anything a record does not carry; never 0
+BYTES = ("size", "int8_size", "onnx_size")  # metrics shown as kB / MB
+POINTS = ("drop_clean", "drop_corruptions", "drop_transfer", "drop_square", "drop_robust")
 
 
 # -- cell text ---------------------------------------------------------------------------------
@@ -50,24 +52,24 @@ def fmt_stat(key: str, stat: Stat | None, intervals: bool = True) -> str:
         return MISSING
     if key == "params":
         return f"{stat.mean:,.0f}"
-    if key == "size":
+    if key in BYTES:
         return fmt_bytes(stat.mean)
     if key == "flops":
         return fmt_count(stat.mean)
     iv = stat.interval if intervals else Interval(stat.mean, None, None, len(stat.values))
     # accuracies to 0.1 point; mCE and latencies to 3 significant digits, the ± to the same place
-    return fmt_interval(iv, 1 if BY_KEY[key].accuracy else _decimals(stat.mean))
+    return fmt_interval(iv, 1 if BY_KEY[key].accuracy or key in POINTS else _decimals(stat.mean))
 
 
 def fmt_diff(key: str, diff: float | None) -> str:
     if diff is None:
         return MISSING
     sign = "+" if diff >= 0 else "−"
-    if BY_KEY[key].accuracy:
+    if BY_KEY[key].accuracy or key in POINTS:
         return f"{sign}{abs(diff):.1f}"
     if key == "params":
         return f"{sign}{abs(diff):,.0f}"
-    if key == "size":
+    if key in BYTES:
         return sign + fmt_bytes(abs(diff))
     if key == "flops":
         return sign + fmt_count(abs(diff))

@@ -134,6 +134,8 @@ def leaderboard(rows: list[MethodRow], visible: list[MethodRow], rank_by: str, k
     # Optional measurements get a column only when some record of the protocol has them, and
     # badges only when some row has one: the table is wide, the source path must stay in view.
     absent = {m.key for m in METRICS if all(r.stats[m.key] is None for r in rows)}
+    # Other groups' metrics have their own view; the one ranked by stays in sight.
+    absent |= {m.key for m in METRICS if m.group != "main" and m.key != rank_by}
     if not any(r.flags for r in rows):
         absent.add("flags")
     order = [c for c in numbers.columns if c not in absent]
@@ -179,7 +181,7 @@ def _rank_note(rows: list[MethodRow], visible: list[MethodRow], rank_by: str) ->
 
 
 def tradeoffs(rows: list[MethodRow]) -> None:
-    acc_keys = [m.key for m in ACCURACIES]
+    acc_keys = [m.key for m in ACCURACIES if m.group == "main"]  # deployment: its own view
     acc = st.selectbox("Accuracy axis", acc_keys, index=acc_keys.index("robust"),
                        format_func=lambda k: BY_KEY[k].label, key="trade_acc")
     st.caption("Each point is a method (diamonds: reference rows). The dashed staircase is the "
@@ -195,7 +197,7 @@ def tradeoffs(rows: list[MethodRow]) -> None:
             title = {"cpu_ms": "CPU latency, batch 1 (ms)", "size": "serialized size (bytes)"}
             st.altair_chart(plots.tradeoff(points, title[cost], BY_KEY[acc].label,
                                            si_units=cost == "size"), width="stretch")
-    others = [m for m in COSTS if m.key not in ("cpu_ms", "size")]
+    others = [m for m in COSTS if m.key not in ("cpu_ms", "size") and m.group == "main"]
     with st.expander("Against another cost"):
         cost = st.selectbox("Cost axis", [m.key for m in others],
                             format_func=lambda k: BY_KEY[k].label, key="trade_cost")

@@ -42,6 +42,9 @@ def comparable(path: Path) -> tuple[dict, tuple]:
     for k in ("started_at", "finished_at", "git_commit"):
         d["provenance"].pop(k)
     eff = d["metrics"].pop("efficiency")
+    if d["metrics"].get("deployment"):  # its seconds and latencies are timings too
+        for k in ("wall_s", "latency"):
+            d["metrics"]["deployment"].pop(k)
     return d, (eff["params"], eff["size_bytes"], eff["flops"])
 
 

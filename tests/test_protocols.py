@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from bench.errors import UsageError
-from bench.protocols import (PROTOCOLS, EvalSuite, Protocol, SmokeBudget, TrainRecipe,
-                             get_protocol)
+from bench.protocols import (PROTOCOLS, DeploySuite, EvalSuite, Protocol, SmokeBudget,
+                             TrainRecipe, get_protocol)
 
 
 def test_registry_lists_the_default_protocol():
@@ -44,7 +44,7 @@ def _leaf_changes(obj, prefix=""):
     """Every protocol with exactly one leaf field changed, with the field's path."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if isinstance(value, (TrainRecipe, EvalSuite, SmokeBudget)):
+        if isinstance(value, (TrainRecipe, EvalSuite, DeploySuite, SmokeBudget)):
             for path, changed in _leaf_changes(value, f"{prefix}{f.name}."):
                 yield path, dataclasses.replace(obj, **{f.name: changed})
         else:

@@ -44,7 +44,7 @@ class WhiteBoxAttacks:
         ctx.add_mask("fgsm", fgsm)
         pgd = ctx.attack("pgd", model, make_attack("pgd", model, e.eps, e.pgd_steps,
                                                    e.pgd_step_size, e.pgd_random_start),
-                         restarts=e.pgd_restarts)
+                         restarts=e.pgd_restarts, keep=True)
         ctx.add_mask("pgd", pgd)
         return {
             "fgsm_acc": pct(fgsm), "pgd_acc": pct(pgd),

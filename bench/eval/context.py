@@ -56,6 +56,9 @@ class EvalContext:
     # (corruption, severity) -> per-example correctness; not part of the worst case
     corruption_masks: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)  # what evaluators leave for later ones
+    # Adversarial examples of the attacks asked to keep them (on the CPU), for the deployed
+    # model's evaluation (bench/eval/deployment.py: PGD transfer to the int8 model).
+    adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:
@@ -67,19 +70,23 @@ class EvalContext:
 
     def attack(self, name: str, model: nn.Module, attack, n: int | None = None,
                restarts: int = 1, only: torch.Tensor | None = None,
-               seed: int | None = None) -> torch.Tensor:
+               seed: int | None = None, keep: bool = False) -> torch.Tensor:
         """Per-example correctness under `attack` on the first `n` examples (default: all the
         robust set). With `only`, a mask over those examples, the attack runs on them alone and
-        the others count as correct (the caller combines it with what fooled them before)."""
+        the others count as correct (the caller combines it with what fooled them before). With
+        `keep` (and no `only`), its adversarial examples are kept in `adversarial[name]`."""
         n = self.n if n is None else min(n, len(self.x))
         idx = torch.arange(n, device=self.x.device) if only is None else only.nonzero().flatten()
         ok = torch.ones(n, dtype=torch.bool, device=self.x.device)
         # the same random starts for every model
         torch.manual_seed(self.protocol.eval.seed if seed is None else seed)
+        kept = torch.empty_like(self.x[:n], device="cpu") if keep and only is None else None
         if len(idx):
             with self.reporter.task(name, total=restarts * -(-len(idx) // self.batch_size)) as bar:
                 ok[idx] = robust_mask(model, attack, self.x[idx], self.y[idx], self.batch_size,
-                                      restarts, on_batch=bar.advance)
+                                      restarts, on_batch=bar.advance, keep=kept)
+        if kept is not None:
+            self.adversarial[name] = kept
         return ok
 
     def add_mask(self, name: str, ok: torch.Tensor) -> None:

@@ -54,7 +54,9 @@ class Corruptions:
     def __call__(self, model: nn.Module, ctx: EvalContext) -> dict:
         e = ctx.protocol.eval
         table: dict[str, list[float]] = {}
-        corrupted = ctx.corrupted or CorruptedTestSet(ctx.x, e.seed, suite=e.corruption_suite)
+        if ctx.corrupted is None:  # kept: the deployed model is judged on the same images
+            ctx.corrupted = CorruptedTestSet(ctx.x, e.seed, suite=e.corruption_suite)
+        corrupted = ctx.corrupted
         if corrupted.suite != e.corruption_suite:  # same names, other corruptions: never mix
             raise ValueError(f"the corrupted test set holds {corrupted.suite} corruptions; the "
                              f"protocol evaluates {e.corruption_suite}")

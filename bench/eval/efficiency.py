@@ -14,6 +14,8 @@ import io
 import math
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,7 +40,7 @@ def flops_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return int(counter.get_total_flops())
 
 
-def _time(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float
+def _time(model: Callable[[Any], Any], x: Any, threads: int, min_run_time: float
           ) -> benchmark.Measurement:
     timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x},
                             num_threads=threads)
@@ -47,10 +49,12 @@ def _time(model: nn.Module, x: torch.Tensor, threads: int, min_run_time: float
                                     max_run_time=max(10 * min_run_time, 1.0))
 
 
-def per_call_ms(model: nn.Module, x: torch.Tensor, calls: int) -> list[float]:
-    """Each call timed alone: CUDA events on GPU, the wall clock on CPU."""
+def per_call_ms(model: Callable[[Any], Any], x: Any, calls: int,
+                cuda: bool | None = None) -> list[float]:
+    """Each call timed alone: CUDA events on GPU (`cuda`, default: `x` is a CUDA tensor), the
+    wall clock otherwise."""
     times = []
-    if x.is_cuda:
+    if x.is_cuda if cuda is None else cuda:
         for _ in range(calls):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -79,22 +83,33 @@ def _summary(m: benchmark.Measurement, calls: list[float], batch: int) -> dict:
             "iqr_over_median": m.iqr / m.median if m.median else 0.0}
 
 
-@torch.no_grad()
-def latency(model: nn.Module, input_shape: tuple[int, ...], batch_sizes: tuple[int, ...],
-            device: str, threads: int, min_run_time: float) -> list[dict]:
-    model = copy.deepcopy(model).to(device).eval()
+def time_batches(fn: Callable[[Any], Any], make_input: Callable[[int], Any],
+                 batch_sizes: tuple[int, ...], threads: int, min_run_time: float,
+                 cuda: bool = False) -> list[dict]:
+    """Latency of `fn` at each batch size, by the rules of every latency in the records: a
+    torch.utils.benchmark median over blocks of calls, then calls timed one by one for the
+    percentiles. `fn` may be any callable (an ONNX Runtime session's wrapper too); its own thread
+    count is the caller's to fix, torch's is set to `threads` here."""
     out = []
     previous_threads = torch.get_num_threads()
     for b in batch_sizes:
-        x = torch.rand(b, *input_shape, device=device)
-        m = _time(model, x, threads, min_run_time)
+        x = make_input(b)
+        m = _time(fn, x, threads, min_run_time)
         torch.set_num_threads(threads)  # the per-call timings use the same thread count
         try:
-            calls = per_call_ms(model, x, max(20, min(1000, int(min_run_time / m.median))))
+            calls = per_call_ms(fn, x, max(20, min(1000, int(min_run_time / m.median))), cuda)
         finally:
             torch.set_num_threads(previous_threads)
         out.append(_summary(m, calls, b))
     return out
+
+
+@torch.no_grad()
+def latency(model: nn.Module, input_shape: tuple[int, ...], batch_sizes: tuple[int, ...],
+            device: str, threads: int, min_run_time: float) -> list[dict]:
+    model = copy.deepcopy(model).to(device).eval()
+    return time_batches(model, lambda b: torch.rand(b, *input_shape, device=device),
+                        batch_sizes, threads, min_run_time, cuda=device.startswith("cuda"))
 
 
 def measure(model: nn.Module, input_shape: tuple[int, ...], batch_sizes: tuple[int, ...],

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import PositiveInt
 
 from bench.records import bits
-from bench.records.strict import Strict
+from bench.records.base import Strict
 
 
 class Evidence(Strict):

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                       model_validator)
 
+from bench.records.base import DeviceTimings, Pct, Sha, Strict, Timing  # noqa: F401  (re-exported)
+from bench.records.deployment import Deployment
+
 from bench.protocols import CIFAR10_C_EXTRAS, DERIVED
 from bench.records.evidence import Evidence, evidence_problems
-from bench.records.strict import Strict
 
 # 2: the job's identity (job_key, harness_version, sources, teacher_key, arch), per-example
 # evidence (metrics.evidence), one attack set behind robust_acc (attacks.robust_set), held-out
@@ -24,24 +26,6 @@ from bench.records.strict import Strict
 # them names the code.
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-Pct = Annotated[float, Field(ge=0.0, le=100.0)]
-Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
-
-
-class Timing(Strict):
-    batch: PositiveInt
-    median_ms: PositiveFloat  # torch.utils.benchmark, blocks of calls
-    p50_ms: PositiveFloat  # per-call percentiles
-    p90_ms: PositiveFloat
-    throughput_ips: PositiveFloat  # examples per second at this batch size
-    samples: PositiveInt
-    iqr_over_median: NonNegativeFloat
-
-
-class DeviceTimings(Strict):
-    device_name: str
-    threads: PositiveInt
-    timings: list[Timing] = Field(min_length=1)
 
 
 class Efficiency(Strict):
@@ -144,6 +128,7 @@ class Metrics(Strict):
     # Per-example correctness (schema 2 on; absent from older records, which are shown without
     # confidence intervals or rank ranges: nothing in them can be checked per example).
     evidence: Evidence | None = None
+    deployment: Deployment | None = None  # absent in records made before it existed
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -213,6 +198,9 @@ class Provenance(Strict):
     torchvision: str
     torchattacks: str
     numpy: str
+    onnx: str | None = None  # the deployment's libraries; absent in older records
+    onnxscript: str | None = None
+    onnxruntime: str | None = None
     platform: str
     device: str  # where training and evaluation ran: "cpu", "cuda"
     cpu: str

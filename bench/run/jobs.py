@@ -21,9 +21,10 @@ from bench.checkpoints import load_weights, save_weights
 from bench.data.registry import load_split
 from bench.data.split import Split
 from bench.errors import KdbenchError, MethodError
+from bench.eval import deployment
 from bench.eval.corruptions import CorruptedTestSet
 from bench.eval.sanity import TransferSource
-from bench.eval.suite import evaluate, measure_efficiency
+from bench.eval.suite import default_evaluators, evaluate, measure_efficiency
 from bench.files import file_sha256
 from bench.models.registry import build_model
 from bench.progress import Reporter
@@ -96,7 +97,9 @@ class JobContext:
     transfer: TransferSource
     corrupted: CorruptedTestSet
     reporter: Reporter = field(default_factory=lambda: Reporter(quiet=True))
-    efficiency: dict[str, dict] = field(default_factory=dict)  # per architecture
+    # Per architecture: its `efficiency` section, and under deployment.latency_key(arch) its
+    # deployment latency; measured once, before any job runs.
+    efficiency: dict[str, dict] = field(default_factory=dict)
     teacher_source: dict | None = None  # a zoo teacher's identity and check, for every record
 
     @classmethod
@@ -127,19 +130,24 @@ class JobContext:
         """Size, FLOPs and latency of both architectures, measured before any job runs."""
         p = self.cfg.protocol
         self.reporter.log("measuring size and latency of the teacher and student architectures")
-        self.efficiency = {
-            p.teacher_arch: measure_efficiency(self.teacher, p),
-            p.student_arch: measure_efficiency(build_model(p.student_arch, p), p),
-        }
+        models = {p.teacher_arch: self.teacher, p.student_arch: build_model(p.student_arch, p)}
+        self.efficiency = {arch: measure_efficiency(m, p) for arch, m in models.items()}
+        if p.deploy.enabled:
+            for arch, m in models.items():
+                self.efficiency[deployment.latency_key(arch)] = deployment.measure_latency(
+                    m, arch, p, self.split.x_train, self.efficiency[arch])
 
 
 def _record(ctx: JobContext, model: torch.nn.Module, spec: JobSpec, stats: TrainStats | None,
             started: datetime) -> Record:
     cfg, t0 = ctx.cfg, time.perf_counter()
+    deploy = deployment.Deployment(spec.arch, ctx.split.x_train,
+                                   ctx.efficiency.get(deployment.latency_key(spec.arch)))
     metrics = evaluate(model, cfg.protocol, ctx.split.x_test, ctx.split.y_test, cfg.device,
                        ctx.reporter, full=cfg.full,
                        transfer=None if spec.method == TEACHER else ctx.transfer,
-                       corrupted=ctx.corrupted, fault_key=f"{spec.method}:{spec.seed}")
+                       corrupted=ctx.corrupted, evaluators=(*default_evaluators(), deploy),
+                       fault_key=f"{spec.method}:{spec.seed}")
     metrics["efficiency"] = ctx.efficiency[spec.arch]
     ckpt = checkpoint_path(cfg.results_dir, spec.protocol, spec.method, spec.seed)
     files = ctx.split.corruption_files

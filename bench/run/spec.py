@@ -118,6 +118,8 @@ def _incomplete(rec: Record, protocol: Protocol) -> list[str]:
         out.append("lacks the gradient-masking sanity checks")
     if e.eps_curve and not rec.metrics.eps_curve:
         out.append("lacks the accuracy-vs-eps curve")
+    if protocol.deploy.enabled and rec.metrics.deployment is None:
+        out.append("lacks the deployment evaluation (ONNX Runtime, int8)")
     return out
 
 
