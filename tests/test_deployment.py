@@ -30,7 +30,7 @@ from bench.protocols import PROTOCOLS, get_protocol
 from bench.records import Deployment as DeploymentRecord
 from bench.records import read_record
 from bench.train.engine import build_method, train
-from conftest import REPO, kdbench
+from support import REPO, kdbench
 from leaderboard_helpers import make_record, write
 
 # Every architecture of every registered protocol, with a protocol that builds it.

@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from bench.protocols import get_protocol
-from conftest import REPO
+from support import REPO
 from leaderboard import data, teachers
 from leaderboard.data import RESULTS_DIR_ENV
 from leaderboard.metrics import aggregate

@@ -103,7 +103,7 @@ def test_mnist5k_robust_differs_from_mnist5k_only_in_its_teacher(protocol):
 
 def test_make_bench_runs_every_embedded_protocol():
     from bench.protocols import embedded_protocols
-    from conftest import REPO
+    from support import REPO
     assert embedded_protocols() == ["mnist5k", "mnist5k-robust"]
     lines = (REPO / "Makefile").read_text().splitlines()
     [line] = [ln for ln in lines if ln.startswith("BENCH_PROTOCOLS ?=")]
