@@ -157,8 +157,14 @@ def methods_table(specs: dict) -> Table:
     from bench.provenance import relative_to_repo
     from bench.run.spec import TEACHER
     t = Table(title="methods")
-    for col in ("name", "family", "hyper-parameters", "description", "source", "from"):
-        t.add_column(col)
+    # names, families and origins are what a reader greps for: never wrapped or cut; a long
+    # plugin path folds instead of squeezing them
+    for col in ("name", "family"):
+        t.add_column(col, no_wrap=True, min_width=len(col))
+    for col in ("hyper-parameters", "description"):
+        t.add_column(col, ratio=1)
+    t.add_column("source", overflow="fold", ratio=1)
+    t.add_column("from", no_wrap=True, min_width=len("entry point"))
     t.add_row(TEACHER, "reference", "", "The protocol's teacher itself (trained once, cached)",
               "bench/models/", "builtin")
     for name in sorted(specs):

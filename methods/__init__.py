@@ -63,10 +63,14 @@ def discover() -> tuple[dict[str, MethodSpec], list[LoadError]]:
             errors.append(LoadError(info.name, str(path), _describe(e)))
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
+            before = set(registry())
             obj = ep.load()  # a module (registers on import) or a Method subclass
             if isinstance(obj, type) and issubclass(obj, Method) and obj.name not in registry():
-                obj.__kdbench_origin__ = f"entry point {ep.value}"
                 register_method(obj)
+            for name in set(registry()) - before:  # what this entry point registered
+                spec = registry()[name]
+                spec.cls.__kdbench_origin__ = f"entry point {ep.value}"
+                registry()[name] = MethodSpec(spec.cls, origin=spec.cls.__kdbench_origin__)
         except Exception as e:
             errors.append(LoadError(ep.name, _entry_point_source(ep), _describe(e)))
     _errors = errors
