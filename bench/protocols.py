@@ -462,7 +462,9 @@ def mnist5k() -> Protocol:
         teacher_recipe=TrainRecipe(epochs=10, batch_size=128, lr=0.05),
         teacher_seed=0,
         student_recipe=TrainRecipe(epochs=8, batch_size=128, lr=0.05),
-        seeds=(0, 1, 2),
+        # Five seeds: a seed costs seconds here, and three left the seed spread of PGD accuracy
+        # (up to 20 points for one method) wider than most gaps between methods.
+        seeds=(0, 1, 2, 3, 4),
         eval=EvalSuite(
             # L-inf 0.1 separates standard from robust training on MNIST (0.3 is the usual
             # robust-training radius and leaves every non-robust student at 0 %).
@@ -472,6 +474,13 @@ def mnist5k() -> Protocol:
             pgd_step_size=0.01,
             pgd_random_start=True,
             pgd_restarts=1,
+            # PGD-20 leaves non-robust students badly under-attacked here: on committed
+            # checkpoints it reported 19.1 / 28.6 / 29.9 % where a long attack reaches 0.9 / 0.0 /
+            # 9.5 %. Per gradient evaluation, restarting PGD-20 from new random starts found
+            # more than APGD-CE, APGD-DLR or APGD-T at 100 iterations (measured on four
+            # checkpoints; the note of issue 11 has the table). Until a restart fools fewer than
+            # 0.1 % of the examples: robust students stop after a few.
+            strong_attacks=(StrongAttack("pgd", 20, restarts=10, until_dry=0.1),),
             # MNIST-C's 15 at its settings: CIFAR-10-C's colour corruptions leave grey digits
             # almost untouched or wipe them out.
             corruptions=MNIST_C,

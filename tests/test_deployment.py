@@ -31,7 +31,7 @@ from bench.records import Deployment as DeploymentRecord
 from bench.records import read_record
 from bench.train.engine import build_method, train
 from support import REPO, kdbench
-from leaderboard_helpers import make_record, write
+from support import make_record, write
 
 # Every architecture of every registered protocol, with a protocol that builds it.
 ARCH_CASES = sorted({(arch, name) for name, make in PROTOCOLS.items()

@@ -14,7 +14,7 @@ from support import REPO
 from leaderboard import data, teachers
 from leaderboard.data import RESULTS_DIR_ENV
 from leaderboard.metrics import aggregate
-from leaderboard_helpers import make_record, standard_results, write
+from support import make_record, standard_results, write
 
 ROBUST_HASH = get_protocol("mnist5k-robust").hash
 PLAIN = "mnist5k (teacher: baseline)"
