@@ -10,6 +10,8 @@ History:
 1. Records of schema 1 (no version recorded).
 2. One job identity (JobSpec): the teacher a student learns from, the student architecture's
    code and every module a method imports are part of a job's key.
+3. Per-example evidence (schema 3), the class-balanced test order, the protocol's stronger
+   attacks behind robust_acc, held-out corruptions, and the deployed model (ONNX fp32 / int8).
 """
 
-HARNESS_VERSION = 2
+HARNESS_VERSION = 3
