@@ -25,7 +25,8 @@ def variants(loaded: Loaded, key: ProtocolKey) -> list[ProtocolKey]:
     the teacher; empty when there is no other. Only current definitions of registered protocols
     are compared (an outdated version's student side is not known)."""
     def comparable(k: ProtocolKey) -> bool:
-        return k.status is Status.REGISTERED and not k.data
+        # a derived protocol (a zoo teacher: cifar10+robustbench-X) is not a registered name
+        return k.status is Status.REGISTERED and not k.data and k.name in PROTOCOLS
     if not comparable(key):
         return []
     side = student_side(PROTOCOLS[key.name]())

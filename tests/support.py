@@ -275,3 +275,9 @@ def write_zoo_checkpoint(model_dir: Path, name: str, prefix: str = "module.",
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": prefixed, "epoch": 100} if wrap else prefixed, path)
     return path, state
+
+
+def tab(at, label: str):
+    """The leaderboard tab titled `label` in a Streamlit AppTest (tabs are found by title, not
+    position: a new tab must not silently retarget a test)."""
+    return next(t for t in at.tabs if t.label == label)

@@ -53,7 +53,9 @@ def _random_bn(model: nn.Module, seed: int = 1) -> nn.Module:
 @pytest.mark.parametrize("arch, protocol_name", [
     pytest.param(a, p, id=a) for a, p in dict(ARCH_CASES).items()])
 def test_onnx_logits_equal_pytorch_for_every_registered_architecture(arch, protocol_name):
-    assert set(dict(ARCH_CASES)) == set(ARCHS)  # no architecture escapes this test
+    # no architecture escapes this test but the zoo's: a RobustBench model is only ever a
+    # teacher, never the deployed student, and which one depends on --teacher
+    assert set(dict(ARCH_CASES)) == set(ARCHS) - {"robustbench-zoo"}
     p = get_protocol(protocol_name)
     torch.manual_seed(0)
     model = _random_bn(build_model(arch, p))
@@ -106,8 +108,8 @@ def _small(protocol):
     """mnist5k with a few corruptions and a short PGD: the pipeline, in seconds."""
     return dataclasses.replace(
         protocol,
-        eval=dataclasses.replace(protocol.eval, corruptions=("gaussian_noise", "contrast"),
-                                 severities=(1, 3, 5), pgd_steps=5),
+        eval=dataclasses.replace(protocol.eval, corruptions=("shot_noise", "fog"),
+                                 pgd_steps=5, strong_attacks=()),
         deploy=dataclasses.replace(protocol.deploy, corruption_n=50, square_n=30,
                                    square_queries=30))
 

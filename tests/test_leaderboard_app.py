@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from support import REPO
+from support import REPO, tab
 from leaderboard.data import RESULTS_DIR_ENV
 from support import MNIST5K_HASH, make_record, standard_results, write
 
@@ -171,7 +171,7 @@ def test_optional_measurements_appear_when_recorded(monkeypatch, record_template
     at = run_app(monkeypatch, tmp_path)
     df = board(at)
     assert dict(zip(df["method"], df["autoattack"].fillna(-1))) == {"a": 21.0, "b": -1}
-    eps_tab = at.tabs[3]
+    eps_tab = tab(at, "Accuracy vs eps")
     assert eps_tab.get("vega_lite_chart") and not eps_tab.info
 
 

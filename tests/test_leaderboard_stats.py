@@ -17,7 +17,7 @@ from bench.records.significance import table_ranges
 from leaderboard import comparison, tables
 from leaderboard.data import RESULTS_DIR_ENV
 from leaderboard.metrics import aggregate, rank_ranges
-from support import MNIST5K, REPO, kdbench, model_record, write_record
+from support import MNIST5K, REPO, kdbench, model_record, write_record, tab
 
 APP = str(REPO / "leaderboard" / "app.py")
 # method -> (clean, FGSM, PGD, noise) around which its seeds scatter
@@ -140,16 +140,16 @@ def test_compare_tab_shows_the_paired_tests_and_the_verdict(monkeypatch, results
     at = run_app(monkeypatch, results)
     at.selectbox(key="compare_a").set_value("strong").run()
     at.selectbox(key="compare_b").set_value("weak").run()
-    tab = at.tabs[5]
-    verdicts = "\n".join(t.value for t in tab.text)
+    panel = tab(at, "Compare")
+    verdicts = "\n".join(t.value for t in panel.text)
     assert "PGD %: strong > weak" in verdicts and "FGSM %: strong > weak" in verdicts
-    paired = tab.dataframe[0].value
+    paired = panel.dataframe[0].value
     pgd = paired[paired["metric"] == "PGD %"].iloc[0]
     assert pgd["verdict"] == "A > B" and pgd["Holm p"] < 0.05 and pgd["CI low"] > 0
     assert pgd["McNemar p per seed"].count("seed ") == 3
-    assert tab.get("vega_lite_chart"), "the significance matrix is drawn"
+    assert panel.get("vega_lite_chart"), "the significance matrix is drawn"
     at.selectbox(key="compare_b").set_value("strong2").run()
-    verdicts = "\n".join(t.value for t in at.tabs[5].text)
+    verdicts = "\n".join(t.value for t in tab(at, "Compare").text)
     assert "PGD %: no significant difference" in verdicts
 
 
@@ -158,9 +158,9 @@ def test_compare_tab_explains_why_it_cannot_test(monkeypatch, results):
     at = run_app(monkeypatch, results)
     at.selectbox(key="compare_a").set_value("strong").run()
     at.selectbox(key="compare_b").set_value("weak").run()
-    tab = at.tabs[5]
-    assert any("No paired test for these two" in i.value for i in tab.info)
-    assert any("weak seed 0" in t.value for t in tab.text)
+    panel = tab(at, "Compare")
+    assert any("No paired test for these two" in i.value for i in panel.info)
+    assert any("weak seed 0" in t.value for t in panel.text)
 
 
 def test_significance_matrix_is_win_tie_loss(results):
@@ -198,4 +198,4 @@ def test_method_detail_sets_the_seed_spread_against_the_sampling_error(monkeypat
     assert frame.loc["PGD %", "within-seed SE"] == pytest.approx(se, abs=0.005)
     at = run_app(monkeypatch, results)
     at.selectbox(key="detail_method").set_value("weak").run()
-    assert any("sampling error" in c.value for c in at.tabs[4].caption)
+    assert any("sampling error" in c.value for c in tab(at, "Method detail").caption)

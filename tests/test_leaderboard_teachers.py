@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from bench.protocols import get_protocol
-from support import REPO
+from support import REPO, tab
 from leaderboard import data, teachers
 from leaderboard.data import RESULTS_DIR_ENV
 from leaderboard.metrics import aggregate
@@ -90,10 +90,10 @@ def test_table_puts_the_method_under_each_teacher_beside_the_teachers_own_number
 
 def test_teachers_tab_in_the_app(monkeypatch, results):
     at = run_app(monkeypatch, results)
-    tab = at.tabs[6]
-    assert tab.label == "Teachers"
-    df = tab.dataframe[0].value.set_index("metric")
-    assert tab.selectbox[0].value == "robustkd"  # the best robust % among shared methods
+    panel = tab(at, "Teachers")
+    assert panel.label == "Teachers"
+    df = panel.dataframe[0].value.set_index("metric")
+    assert panel.selectbox[0].value == "robustkd"  # the best robust % among shared methods
     assert df.at["PGD %", ROBUST] == pytest.approx(means(results, "mnist5k-robust", "robustkd",
                                                          "pgd_acc"))
 
@@ -101,5 +101,5 @@ def test_teachers_tab_in_the_app(monkeypatch, results):
 def test_teachers_tab_says_when_there_is_nothing_to_compare(monkeypatch, record_template,
                                                             tmp_path):
     at = run_app(monkeypatch, standard_results(record_template, tmp_path / "results"))
-    tab = at.tabs[6]
-    assert not tab.dataframe and "only in its teacher" in tab.info[0].value
+    panel = tab(at, "Teachers")
+    assert not panel.dataframe and "only in its teacher" in panel.info[0].value
