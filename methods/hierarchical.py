@@ -8,8 +8,12 @@ training, and the Hinton KD term on the logits (with label CE) runs throughout, 
 
     loss = alpha * KD_T(S, T) + (1 - alpha) * CE(S(x), y) + beta * sum_{active k} MSE(r_k(s_k), t_k)
 
-Each hint is weighted on mdistiller's FitNet scale: 100 on F.mse_loss (its FEAT_WEIGHT); an
-earlier version of this file weighted FitNets' 1/2 on the mean, 200x less, and its hints barely
+Each hint is weighted 10 on F.mse_loss. mdistiller's FitNet weight (FEAT_WEIGHT 100) collapsed
+the mnist5k student to one class (seed 0: 10.0 % clean, final-epoch loss 230): the teacher's
+stage outputs here are larger than those of mdistiller's CIFAR ResNets, and three hints add up.
+At 10 the hints still carry most of the loss (final-epoch loss 9.5, KD and CE about 1) and the
+student trains (95.6 % clean; at 1: 96.6 %; seed 0). An earlier
+version of this file weighted FitNets' 1/2 on the mean, 20x less than now, and its hints barely
 moved the loss. Not a method from one paper: a benchmark variant, described as what it does.
 
 The regressors are extra modules: optimised with the student, discarded before evaluation.
@@ -30,7 +34,7 @@ class Hierarchical(Method):
     feature_taps = ("stage1", "stage2", "stage3")
 
     class Hparams(HParams):
-        beta: float = 100.0  # weight of each active stage's hint MSE (mdistiller's FitNet scale)
+        beta: float = 10.0  # weight of each active stage's hint MSE (100 collapses the student)
         T: float = 4.0  # temperature of the logit KD term
         alpha: float = 0.9  # weight of the KD term against label CE
 
