@@ -166,7 +166,7 @@ def test_square_and_transfer_on_the_int8_session_are_per_example(protocol, split
 @pytest.mark.integration
 def test_the_deployment_section_of_a_trained_student(protocol, split, student):
     p = _small(protocol)
-    idx = balanced(split.y_test, 300, 10)  # the test split is sorted by class
+    idx = balanced(split.y_test, 300, 10)
     x, y = split.x_test[idx], split.y_test[idx]
     metrics = evaluate(student, p, x, y, "cpu", Reporter(quiet=True),
                        evaluators=(CleanAccuracy(), WhiteBoxAttacks(), Corruptions(),
@@ -176,9 +176,9 @@ def test_the_deployment_section_of_a_trained_student(protocol, split, student):
     assert d.clean.n == d.transfer.n == d.robust.n == 300
     assert d.clean.fp32 == metrics["clean_acc"] and d.transfer.fp32 == metrics["pgd_acc"]
     assert d.square.n == 30 and d.square_queries == 30
-    assert d.corruptions.n == 50 * 2 * 3
-    assert sorted(d.corruptions_int8) == ["contrast", "gaussian_noise"]
-    assert all(len(v) == 3 for v in d.corruptions_int8.values())
+    assert d.corruptions.n == 50 * 2 * 1  # 50 images x 2 corruptions x 1 severity (MNIST-C)
+    assert sorted(d.corruptions_int8) == ["fog", "shot_noise"]
+    assert all(len(v) == 1 for v in d.corruptions_int8.values())
     # The fp32 side of the corruptions is the suite's own, on the same balanced subset.
     fp32 = [a for accs in metrics["corruptions"].values() for a in accs]
     assert d.corruptions.fp32 <= 100 and min(fp32) - 20 <= d.corruptions.fp32 <= max(fp32) + 20
