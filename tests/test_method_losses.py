@@ -66,9 +66,12 @@ def method(name, **hp):
 def test_pointwise_is_ba_and_caruanas_half_squared_logit_distance_alone():
     # 1/(2T) * sum_t ||z_S - z_T||^2 over T examples: half the per-example squared distance.
     l2 = mean([sum((a - b) ** 2 for a, b in zip(s, t)) for s, t in zip(S, T_)])
-    assert method("pointwise").loss(step(S, T_)).item() == pytest.approx(0.5 * l2, rel=1e-6)
-    assert method("pointwise").loss(step(T_, T_)).item() == pytest.approx(0, abs=1e-7)
-    with_ce = method("pointwise", ce_weight=0.3).loss(step(S, T_)).item()
+    paper = method("pointwise", beta=0.5)
+    assert paper.loss(step(S, T_)).item() == pytest.approx(0.5 * l2, rel=1e-6)
+    assert paper.loss(step(T_, T_)).item() == pytest.approx(0, abs=1e-7)
+    # the default is a fifth of the paper's (F.mse_loss's scale on 10 classes; the docstring)
+    assert method("pointwise").loss(step(S, T_)).item() == pytest.approx(0.1 * l2, rel=1e-6)
+    with_ce = method("pointwise", beta=0.5, ce_weight=0.3).loss(step(S, T_)).item()
     assert with_ce == pytest.approx(0.5 * l2 + 0.3 * mean([ce(s, y) for s, y in zip(S, Y)]),
                                     rel=1e-6)
 
