@@ -63,12 +63,17 @@ def test_clean_and_autoattack_accuracy_match_robustbench(cifar_dir):
 
 @pytest.mark.integration
 @pytest.mark.slow  # a --smoke --full CIFAR-10 run, then AutoAttack again through robustbench
-def test_exported_students_numbers_are_robustbenchs(exported_student, monkeypatch):
+def test_exported_students_numbers_are_robustbenchs(exported_student, monkeypatch, tmp_path):
     """The student `kdbench export-robustbench` wrote, loaded by robustbench's load_model and
     evaluated by robustbench.eval.benchmark on the same test images, gets the clean and AutoAttack
     accuracy of its record; benchmark(to_disk=True) rewrites the exported model_info file with
-    its own numbers, which equal ours."""
-    ns = exported_student
+    its own numbers, which equal ours. On a copy of the export: the fixture is shared, and
+    robustbench rewrites the file its own way (eps as a float)."""
+    import shutil
+    from types import SimpleNamespace
+    ns = SimpleNamespace(**vars(exported_student))
+    ns.out = tmp_path / "out"
+    shutil.copytree(exported_student.out, ns.out)
     import_robustbench()
     from robustbench.eval import benchmark
     from robustbench.utils import load_model
