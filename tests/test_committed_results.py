@@ -40,7 +40,20 @@ def test_a_committed_checkpoint_reproduces_its_record(method, tmp_path):
     assert rec.verification.ok
 
 
-def test_defensive_distillation_is_flagged_and_baseline_and_vanilla_are_not():
-    for method, flagged in (("defensive", True), ("baseline", False), ("vanilla", False)):
+# The checks that detect gradient masking (a model that hides its gradients from white-box
+# attacks); the convergence check (2x iterations) flags an attack that is not converged, which
+# on the weakest non-robust students it is on some seeds (docs/fidelity.md).
+MASKING_CHECKS = {"transfer_not_stronger_than_whitebox", "square_not_stronger_than_whitebox",
+                  "large_eps_reaches_chance"}
+
+
+def _failed(path) -> set[str]:
+    return {c.name for c in read_record(path).metrics.sanity_checks or [] if not c.passed}
+
+
+def test_defensive_distillation_is_flagged_for_masking_and_baseline_and_vanilla_are_not():
+    for path in find_records([RESULTS / "mnist5k" / "defensive"]):
+        assert read_record(path).metrics.unreliable and _failed(path) & MASKING_CHECKS, path
+    for method in ("baseline", "vanilla"):
         for path in find_records([RESULTS / "mnist5k" / method]):
-            assert read_record(path).metrics.unreliable is flagged, path
+            assert not _failed(path) & MASKING_CHECKS, path
